@@ -1,0 +1,43 @@
+using System.Net;
+
+namespace EventLoop;
+
+public abstract partial class Loop
+{
+    /// <summary>
+    /// Starts listening for TCP connections on <paramref name="endpoint"/> (port 0 picks a free port; see
+    /// <see cref="ConnectionListener.LocalEndPoint"/>).
+    /// </summary>
+    /// <exception cref="System.Net.Sockets.SocketException">The address is in use (<c>SocketError.AddressAlreadyInUse</c>) or not available.</exception>
+    public ValueTask<ConnectionListener> ListenTcpAsync(EndPoint endpoint, TcpOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        CheckLoopThread();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<ConnectionListener>(cancellationToken);
+        }
+
+        return ListenTcpCoreAsync(endpoint, options ?? TcpOptions.Default, cancellationToken);
+    }
+
+    /// <summary>Opens a TCP connection to <paramref name="endpoint"/>.</summary>
+    /// <exception cref="System.Net.Sockets.SocketException">The connection was refused (<c>SocketError.ConnectionRefused</c>) or the host is unreachable.</exception>
+    public ValueTask<Connection> ConnectTcpAsync(EndPoint endpoint, TcpOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        CheckLoopThread();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<Connection>(cancellationToken);
+        }
+
+        return ConnectTcpCoreAsync(endpoint, options ?? TcpOptions.Default, cancellationToken);
+    }
+
+    /// <summary>The policy's listener. Called on the loop thread with arguments checked.</summary>
+    private protected abstract ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken);
+
+    /// <summary>The policy's connect. Called on the loop thread with arguments checked.</summary>
+    private protected abstract ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken);
+}

@@ -1,0 +1,1006 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using EventLoop.Internal;
+
+namespace EventLoop;
+
+/// <summary>
+/// A single-threaded event loop, as asyncio's: every continuation of the code it runs, every
+/// callback and every timer runs on the loop thread, one at a time, in order, so loop code needs no locks.
+/// Create one from a <see cref="LoopPolicy"/>, or let <see cref="Run(Func{Task})"/> do it.
+/// </summary>
+/// <remarks>
+/// <para>One iteration of the loop, the same on every policy (a backend supplies only the poll step):</para>
+/// <list type="number">
+/// <item>Read the clock; move every timer that is due to the ready queue, earliest first, FIFO among equal
+/// deadlines. All are collected before any runs, so a timer added by a timer waits for the next iteration.</item>
+/// <item>Move what other threads posted (the inject queue) to the ready queue.</item>
+/// <item>Run ready callbacks in FIFO order, including ones they add, up to
+/// <see cref="LoopOptions.CallbacksPerIteration"/>, so timers, posts and I/O are never starved.</item>
+/// <item>Poll for I/O (managed: wait for a wake-up; libuv: <c>uv_run</c>'s poll phase) with timeout 0 when
+/// work is ready, until the next timer when there is one, and forever otherwise. Other threads wake the
+/// poll once per sleep, however many posts they make (a coalesced wake-up).</item>
+/// </list>
+/// <para>
+/// Loop methods are loop-affine: call them on the loop thread, or use the <c>...ThreadSafe</c> ones.
+/// <c>ConfigureAwait(false)</c> leaves the loop: what follows it runs on the thread pool, not on the loop.
+/// </para>
+/// </remarks>
+public abstract partial class Loop : IDisposable
+{
+    [ThreadStatic]
+    private static Loop? t_current;
+
+    private readonly LoopOptions _options;
+    private readonly TimeProvider _clock;
+    private readonly bool _systemClock;
+    private readonly int _callbacksPerIteration;
+    private ReadyQueue _ready = new(256);
+    private TimerHeap _timers = new(64);
+    private readonly ConcurrentQueue<ReadyEntry> _inject = new();
+    private int _sleeping; // 1 while the loop may be blocked in its poll and needs a wake-up
+    private int _ownerThreadId;
+    private volatile int _state; // LoopState
+    private volatile bool _stopRequested;
+    private bool _inCallback;
+    private readonly LoopSynchronizationContext _context;
+    private readonly LoopTaskScheduler _scheduler;
+    private LoopTimeProvider? _timeProvider;
+    private CancellationTokenSource? _shutdownCts;
+    private ShutdownNode? _shutdownHead;
+    private Action<LoopExceptionContext>? _exceptionHandler;
+
+    private enum LoopState
+    {
+        Created = 0,
+        Running = 1,
+        ShuttingDown = 2,
+        Closed = 3,
+    }
+
+    /// <summary>Creates the loop's shared machinery. Only the policies in this library derive from it.</summary>
+    private protected Loop(LoopOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _clock = options.Clock ?? TimeProvider.System;
+        _systemClock = ReferenceEquals(_clock, TimeProvider.System);
+        _callbacksPerIteration = options.CallbacksPerIteration;
+        _exceptionHandler = options.ExceptionHandler;
+        _ownerThreadId = Environment.CurrentManagedThreadId;
+        _context = new LoopSynchronizationContext(this);
+        _scheduler = new LoopTaskScheduler(this);
+    }
+
+    // ---------------------------------------------------------------- the loop's identity
+
+    /// <summary>The loop running on the calling thread.</summary>
+    /// <exception cref="InvalidOperationException">The calling thread is not running a loop.</exception>
+    public static Loop Current => t_current ?? ThrowHelper.ThrowNoCurrentLoop();
+
+    /// <summary>The loop running on the calling thread, if there is one.</summary>
+    public static bool TryGetCurrent([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Loop? loop)
+    {
+        loop = t_current;
+        return loop is not null;
+    }
+
+    /// <summary>The name of the policy that made this loop: <c>managed</c> or <c>libuv</c>.</summary>
+    public abstract string PolicyName { get; }
+
+    /// <summary>The options the loop was created with.</summary>
+    public LoopOptions Options => _options;
+
+    /// <summary>True while <see cref="RunUntilComplete(Func{Task})"/> is running this loop.</summary>
+    public bool IsRunning => _state == (int)LoopState.Running;
+
+    /// <summary>True once the loop has run and shut down; it cannot run again.</summary>
+    public bool IsClosed => _state == (int)LoopState.Closed;
+
+    /// <summary>True when called on the thread that owns the loop.</summary>
+    public bool IsOnLoopThread => Environment.CurrentManagedThreadId == _ownerThreadId;
+
+    /// <summary>True in debug mode (<see cref="LoopOptions.Debug"/>).</summary>
+    public bool DebugMode => _options.Debug;
+
+    /// <summary>The synchronization context installed on the loop thread while the loop runs.</summary>
+    public LoopSynchronizationContext SynchronizationContext => _context;
+
+    /// <summary>
+    /// A task scheduler that runs tasks on the loop thread:
+    /// <c>Task.Factory.StartNew(work, ct, TaskCreationOptions.None, loop.TaskScheduler)</c>.
+    /// </summary>
+    public LoopTaskScheduler TaskScheduler => _scheduler;
+
+    /// <summary>
+    /// A <see cref="System.TimeProvider"/> whose timers are the loop's own, so
+    /// <c>Task.Delay(d, loop.TimeProvider)</c> and <c>new CancellationTokenSource(d, loop.TimeProvider)</c>
+    /// fire on the loop thread from the loop's timer heap.
+    /// </summary>
+    public TimeProvider TimeProvider => _timeProvider ??= new LoopTimeProvider(this);
+
+    /// <summary>
+    /// Cancelled when the loop starts shutting down (main has completed or the loop was stopped), so
+    /// work that outlives main can end: asyncio's cancellation of the tasks left at the end of <c>asyncio.run</c>.
+    /// </summary>
+    public CancellationToken ShutdownToken => (_shutdownCts ??= new CancellationTokenSource()).Token;
+
+    /// <summary>
+    /// Receives exceptions thrown by callbacks (the loop goes on); null means write them to
+    /// <see cref="LoopOptions.Log"/>. asyncio's <c>set_exception_handler</c>.
+    /// </summary>
+    public Action<LoopExceptionContext>? ExceptionHandler
+    {
+        get => _exceptionHandler;
+        set => _exceptionHandler = value;
+    }
+
+    // ---------------------------------------------------------------- time
+
+    /// <summary>
+    /// The loop's monotonic clock (asyncio's <c>loop.time()</c>): the time since an arbitrary fixed point,
+    /// on the same scale as <see cref="CallAt(TimeSpan, Action)"/>.
+    /// </summary>
+    public TimeSpan Time => TimestampToTime(GetTimestamp());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal long GetTimestamp() => _systemClock ? Stopwatch.GetTimestamp() : _clock.GetTimestamp();
+
+    internal long TimestampFrequency => _systemClock ? Stopwatch.Frequency : _clock.TimestampFrequency;
+
+    internal TimeSpan TimestampToTime(long timestamp) =>
+        TimeSpan.FromTicks((long)(timestamp * ((double)TimeSpan.TicksPerSecond / TimestampFrequency)));
+
+    internal long TimeToTimestamp(TimeSpan time)
+    {
+        double ticks = time.Ticks * ((double)TimestampFrequency / TimeSpan.TicksPerSecond);
+        return ticks >= long.MaxValue ? long.MaxValue : (long)ticks;
+    }
+
+    // ---------------------------------------------------------------- scheduling
+
+    /// <summary>Schedules <paramref name="callback"/> to run on the loop soon, after what is already ready (FIFO).</summary>
+    /// <returns>A handle that can cancel the callback before it runs.</returns>
+    public LoopHandle CallSoon(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        return CallSoon(ActionInvoker.Invoke, callback);
+    }
+
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run on the loop soon. Use a static
+    /// lambda and pass what it needs as state: this overload allocates nothing in steady state.
+    /// </summary>
+    public LoopHandle CallSoon<TState>(Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        CheckLoopThread();
+        CallbackItem<TState> item = CallbackItem<TState>.Rent(callback, state);
+        int version = item.Version;
+        _ready.Enqueue(item, null);
+        return new LoopHandle(this, item, version, isTimer: false);
+    }
+
+    /// <summary>Schedules <paramref name="callback"/> to run after <paramref name="delay"/> (asyncio's <c>call_later</c>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
+    public LoopHandle CallLater(TimeSpan delay, Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        return CallLater(delay, ActionInvoker.Invoke, callback);
+    }
+
+    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) after <paramref name="delay"/>, allocating nothing in steady state.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
+    public LoopHandle CallLater<TState>(TimeSpan delay, Action<TState> callback, TState state)
+    {
+        if (delay < TimeSpan.Zero)
+        {
+            ThrowHelper.ThrowNegativeDelay(delay);
+        }
+
+        ArgumentNullException.ThrowIfNull(callback);
+        CheckLoopThread();
+        long now = GetTimestamp();
+        long delta = TimeToTimestamp(delay);
+        long due = delta >= long.MaxValue - now ? long.MaxValue : now + delta; // clamp overflow
+        return AddTimer(due, callback, state);
+    }
+
+    /// <summary>Schedules <paramref name="callback"/> at loop time <paramref name="when"/> (see <see cref="Time"/>); a time in the past runs it at the next iteration.</summary>
+    public LoopHandle CallAt(TimeSpan when, Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        return CallAt(when, ActionInvoker.Invoke, callback);
+    }
+
+    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) at loop time <paramref name="when"/>, allocating nothing in steady state.</summary>
+    public LoopHandle CallAt<TState>(TimeSpan when, Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        CheckLoopThread();
+        return AddTimer(TimeToTimestamp(when), callback, state);
+    }
+
+    /// <summary>
+    /// Schedules <paramref name="callback"/> on the loop from any thread (asyncio's <c>call_soon_threadsafe</c>).
+    /// Posts from many threads are kept in order per thread and wake the loop once.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The loop is closed.</exception>
+    public LoopHandle CallSoonThreadSafe(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        return CallSoonThreadSafe(ActionInvoker.Invoke, callback);
+    }
+
+    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) on the loop from any thread.</summary>
+    /// <exception cref="InvalidOperationException">The loop is closed.</exception>
+    public LoopHandle CallSoonThreadSafe<TState>(Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        if (_state == (int)LoopState.Closed)
+        {
+            ThrowHelper.ThrowClosed(this);
+        }
+
+        CallbackItem<TState> item = CallbackItem<TState>.Rent(callback, state);
+        int version = item.Version;
+        if (IsOnLoopThread)
+        {
+            _ready.Enqueue(item, null);
+        }
+        else
+        {
+            Inject(item, null);
+        }
+
+        return new LoopHandle(this, item, version, isTimer: false);
+    }
+
+    /// <summary>
+    /// Asks the loop to stop after the callback that is running. Safe from any thread. If main has not
+    /// completed, <see cref="RunUntilComplete(Func{Task})"/> throws an <see cref="InvalidOperationException"/>
+    /// after shutting the loop down, as asyncio's <c>run_until_complete</c> does.
+    /// </summary>
+    public void Stop()
+    {
+        _stopRequested = true;
+        if (!IsOnLoopThread)
+        {
+            WakeIfSleeping();
+        }
+    }
+
+    /// <summary>
+    /// Completes after <paramref name="delay"/> on a loop timer (<c>asyncio.sleep</c>). Cancelled by
+    /// <paramref name="cancellationToken"/> or when the loop shuts down.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
+    public Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken = default)
+    {
+        if (delay < TimeSpan.Zero)
+        {
+            ThrowHelper.ThrowNegativeDelay(delay);
+        }
+
+        CheckLoopThread();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled(cancellationToken);
+        }
+
+        var sleep = new LoopSleep(this, cancellationToken);
+        sleep.Start(delay);
+        return sleep.Task;
+    }
+
+    // ---------------------------------------------------------------- executor
+
+    /// <summary>
+    /// Runs blocking or CPU-bound <paramref name="work"/> on the thread pool and completes the returned
+    /// task on the loop thread (asyncio's <c>run_in_executor</c>), so even continuations that do not
+    /// capture the context resume on the loop.
+    /// </summary>
+    public Task<T> RunInExecutor<T>(Func<T> work, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        return RunInExecutor(static (w, _) => w(), work, cancellationToken);
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the thread pool; the task completes on the loop thread.</summary>
+    public Task RunInExecutor(Action work, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        return RunInExecutor(static (w, _) => { w(); return true; }, work, cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/>(<paramref name="state"/>, token) on the thread pool; the work sees the
+    /// token so it can stop early; the task completes on the loop thread.
+    /// </summary>
+    public Task<T> RunInExecutor<TState, T>(Func<TState, CancellationToken, T> work, TState state, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        CheckNotClosed();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<T>(cancellationToken);
+        }
+
+        var job = new ExecutorJob<TState, T>(this, work, state, cancellationToken);
+        ThreadPool.UnsafeQueueUserWorkItem(job, preferLocal: false);
+        return job.Task;
+    }
+
+    // ---------------------------------------------------------------- running
+
+    /// <summary>
+    /// Runs <paramref name="main"/> on a new loop from <see cref="EventLoopPolicy.Current"/> until it completes,
+    /// then cancels and drains what is left and closes the loop (asyncio's <c>asyncio.run</c>).
+    /// main's own exception is rethrown as itself, not wrapped.
+    /// </summary>
+    public static void Run(Func<Task> main) => Run(main, EventLoopPolicy.Current);
+
+    /// <summary>Runs <paramref name="main"/> on a new loop from <paramref name="policy"/> and returns its result.</summary>
+    public static void Run(Func<Task> main, LoopPolicy policy, LoopOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        ArgumentNullException.ThrowIfNull(policy);
+        CheckNotNested();
+        using Loop loop = policy.CreateLoop(options);
+        loop.RunUntilComplete(main);
+    }
+
+    /// <summary>Runs <paramref name="main"/> on a new loop from <see cref="EventLoopPolicy.Current"/> and returns its result.</summary>
+    public static T Run<T>(Func<Task<T>> main) => Run(main, EventLoopPolicy.Current);
+
+    /// <summary>Runs <paramref name="main"/> on a new loop from <paramref name="policy"/> and returns its result.</summary>
+    public static T Run<T>(Func<Task<T>> main, LoopPolicy policy, LoopOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        ArgumentNullException.ThrowIfNull(policy);
+        CheckNotNested();
+        using Loop loop = policy.CreateLoop(options);
+        return loop.RunUntilComplete(main);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="main"/> on this loop, on the calling thread, until it completes; then shuts
+    /// the loop down: cancels <see cref="ShutdownToken"/> and every loop wait, runs what that makes ready,
+    /// closes every resource and native handle, and closes the loop. A loop runs once.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The loop already ran, a loop is already running on this
+    /// thread, or the loop was stopped before main completed.</exception>
+    public void RunUntilComplete(Func<Task> main)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        Task task = RunMain(main);
+        task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Runs <paramref name="main"/> to completion on this loop and returns its result; see <see cref="RunUntilComplete(Func{Task})"/>.</summary>
+    public T RunUntilComplete<T>(Func<Task<T>> main)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        Task task = RunMain(main);
+        return ((Task<T>)task).GetAwaiter().GetResult();
+    }
+
+    private Task RunMain(Func<Task> main)
+    {
+        CheckNotNested();
+        if (_state != (int)LoopState.Created)
+        {
+            throw new InvalidOperationException(_state == (int)LoopState.Closed
+                ? $"This {PolicyName} loop is closed: a loop runs once. Create a new one (or use Loop.Run)."
+                : $"This {PolicyName} loop is already running.");
+        }
+
+        _ownerThreadId = Environment.CurrentManagedThreadId;
+        _state = (int)LoopState.Running;
+        SynchronizationContext? previousContext = System.Threading.SynchronizationContext.Current;
+        t_current = this;
+        System.Threading.SynchronizationContext.SetSynchronizationContext(_context);
+        EventHandler<UnobservedTaskExceptionEventArgs>? unobserved = null;
+        if (_options.Debug)
+        {
+            unobserved = OnUnobservedTaskException;
+            System.Threading.Tasks.TaskScheduler.UnobservedTaskException += unobserved;
+        }
+
+        Task task;
+        try
+        {
+            try
+            {
+                _inCallback = true;
+                task = main() ?? throw new InvalidOperationException("main returned null instead of a Task.");
+            }
+            catch (Exception ex)
+            {
+                task = Task.FromException(ex);
+            }
+            finally
+            {
+                _inCallback = false;
+            }
+
+            if (!task.IsCompleted)
+            {
+                task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(Stop);
+                RunBackend();
+            }
+
+            if (!task.IsCompleted)
+            {
+                task = Task.FromException(new InvalidOperationException(
+                    "The loop was stopped before main completed (Loop.Stop was called)."));
+            }
+        }
+        finally
+        {
+            try
+            {
+                Shutdown();
+            }
+            finally
+            {
+                if (unobserved is not null)
+                {
+                    System.Threading.Tasks.TaskScheduler.UnobservedTaskException -= unobserved;
+                }
+
+                System.Threading.SynchronizationContext.SetSynchronizationContext(previousContext);
+                t_current = null;
+                _state = (int)LoopState.Closed;
+            }
+        }
+
+        return task;
+    }
+
+    private void OnUnobservedTaskException(object? sender, UnobservedTaskExceptionEventArgs e)
+    {
+        // Raised on the finalizer thread: report it on the loop if it still runs.
+        try
+        {
+            if (_state == (int)LoopState.Running)
+            {
+                CallSoonThreadSafe(
+                    static s => s.Loop.ReportException("Task exception was never observed", s.Error, null),
+                    (Loop: this, Error: (Exception)e.Exception));
+            }
+            else
+            {
+                WriteLog($"EventLoop: task exception was never observed: {e.Exception}");
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            WriteLog($"EventLoop: task exception was never observed: {e.Exception}");
+        }
+    }
+
+    private static void CheckNotNested()
+    {
+        if (t_current is { } running)
+        {
+            ThrowHelper.ThrowNested(running);
+        }
+    }
+
+    /// <summary>
+    /// Shuts the loop down after main: asyncio.run's cancel-and-drain. Runs on the loop thread with the
+    /// context still installed so cancellation continuations run here.
+    /// </summary>
+    private void Shutdown()
+    {
+        _state = (int)LoopState.ShuttingDown;
+        _stopRequested = false;
+        try
+        {
+            _shutdownCts?.Cancel();
+        }
+        catch (Exception ex)
+        {
+            ReportException("A ShutdownToken callback threw during shutdown", ex, null);
+        }
+
+        CancelShutdownNodes();
+        Drain();
+
+        // Close what holds resources (listeners, connections), then let their completions run.
+        CloseResources();
+        Drain();
+        _timers.Clear();
+        try
+        {
+            CloseBackend();
+        }
+        finally
+        {
+            _ready.Clear();
+            while (_inject.TryDequeue(out _))
+            {
+            }
+
+            _shutdownCts?.Dispose();
+        }
+    }
+
+    /// <summary>Runs ready work until none is left (bounded, so a callback that keeps rescheduling itself cannot hang shutdown).</summary>
+    private void Drain()
+    {
+        for (int round = 0; round < 10_000; round++)
+        {
+            MoveInjected();
+            if (_ready.Count == 0)
+            {
+                if (!DrainBackendOnce())
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            RunReadyBatch();
+            CancelShutdownNodes();
+        }
+
+        WriteLog("EventLoop: shutdown stopped draining after 10,000 rounds; callbacks keep scheduling callbacks.");
+    }
+
+    /// <inheritdoc cref="IDisposable.Dispose"/>
+    /// <remarks>Closes a loop that never ran; a loop closes itself at the end of its run.</remarks>
+    public void Dispose()
+    {
+        if (_state == (int)LoopState.Created)
+        {
+            _state = (int)LoopState.Closed;
+            CloseBackend();
+        }
+        else if (_state == (int)LoopState.Running && IsOnLoopThread)
+        {
+            throw new InvalidOperationException("A loop cannot be disposed from inside its own callbacks; call Stop() instead.");
+        }
+
+        GC.SuppressFinalize(this);
+    }
+
+    // ---------------------------------------------------------------- the engine, shared by every backend
+
+    /// <summary>The loop's main loop (managed: wait on an event; libuv: <c>uv_run</c>). Returns when <see cref="StopRequested"/>.</summary>
+    private protected abstract void RunBackend();
+
+    /// <summary>Wakes the backend's poll. Thread-safe. Called at most once per sleep.</summary>
+    private protected abstract void WakeBackend();
+
+    /// <summary>Closes every native handle and the backend itself. Called once, on the loop thread (or from Dispose of a loop that never ran).</summary>
+    private protected abstract void CloseBackend();
+
+    /// <summary>During shutdown, lets the backend process pending I/O completions once; returns true if anything happened.</summary>
+    private protected virtual bool DrainBackendOnce() => false;
+
+    internal bool StopRequested => _stopRequested;
+
+    /// <summary>True when callbacks are waiting: ready, or posted by other threads.</summary>
+    internal bool HasReadyWork => _ready.Count > 0 || !_inject.IsEmpty;
+
+    internal int ReadyCount => _ready.Count;
+
+    /// <summary>True when something only the loop thread can run is waiting: ready work, posts, or a due timer.</summary>
+    internal bool HasPendingWork() => HasReadyWork || _timers.NextDue <= GetTimestamp();
+
+    internal int TimerCount => _timers.Count;
+
+    /// <summary>Native handles and requests still open (always 0 on the managed loop). Used by leak checks.</summary>
+    internal virtual int OpenNativeHandleCount => 0;
+
+    /// <summary>Steps 1 and 2 of an iteration: due timers, then other threads' posts, into the ready queue.</summary>
+    internal void MoveDueTimersAndInjected()
+    {
+        if (_timers.Count != 0)
+        {
+            long now = GetTimestamp();
+            while (_timers.TryPopDue(now, out TimerHeap.Entry entry))
+            {
+                if (entry.Item.IsPending(entry.Version))
+                {
+                    _ready.Enqueue(entry.Item, null);
+                }
+                else
+                {
+                    _timers.NoteCancelledRemoved();
+                    entry.Item.Discard();
+                }
+            }
+        }
+
+        MoveInjected();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void MoveInjected()
+    {
+        if (!_inject.IsEmpty)
+        {
+            MoveInjectedSlow();
+        }
+    }
+
+    private void MoveInjectedSlow()
+    {
+        // Only what was there when we started: posts racing with us go to the next iteration.
+        int count = _inject.Count;
+        while (count-- > 0 && _inject.TryDequeue(out ReadyEntry entry))
+        {
+            _ready.Enqueue(entry.Callback, entry.State);
+        }
+    }
+
+    /// <summary>
+    /// Milliseconds the poll may block: 0 when work is ready or a stop is pending, until the next timer when
+    /// there is one, -1 (forever) otherwise.
+    /// </summary>
+    internal int GetPollTimeoutMilliseconds()
+    {
+        if (_stopRequested || HasReadyWork)
+        {
+            return 0;
+        }
+
+        long next = _timers.NextDue;
+        if (next == long.MaxValue)
+        {
+            return -1;
+        }
+
+        long remaining = next - GetTimestamp();
+        if (remaining <= 0)
+        {
+            return 0;
+        }
+
+        double ms = Math.Ceiling(remaining * 1000.0 / TimestampFrequency);
+        return ms >= int.MaxValue ? int.MaxValue : (int)ms;
+    }
+
+    /// <summary>
+    /// Before blocking in the poll: announces that a wake-up is needed, then re-checks for posted work.
+    /// Returns false (do not block) if work arrived. Pairs with <see cref="WakeIfSleeping"/>.
+    /// </summary>
+    internal bool PrepareToSleep()
+    {
+        Interlocked.Exchange(ref _sleeping, 1);
+        if (!_inject.IsEmpty || _stopRequested)
+        {
+            Volatile.Write(ref _sleeping, 0);
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>After the poll returns.</summary>
+    internal void AfterSleep() => Volatile.Write(ref _sleeping, 0);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void WakeIfSleeping()
+    {
+        // The enqueue before this is an interlocked operation (a full fence), so either we see the
+        // loop's _sleeping = 1 or the loop sees our item when it re-checks in PrepareToSleep.
+        if (Volatile.Read(ref _sleeping) != 0 && Interlocked.Exchange(ref _sleeping, 0) != 0)
+        {
+            WakeBackend();
+        }
+    }
+
+    /// <summary>Step 3 of an iteration: runs up to <see cref="LoopOptions.CallbacksPerIteration"/> ready callbacks.</summary>
+    internal void RunReadyBatch()
+    {
+        int budget = Math.Min(_ready.Count, _callbacksPerIteration);
+        if (budget == 0)
+        {
+            return;
+        }
+
+        if (_options.Debug)
+        {
+            RunReadyBatchDebug(budget);
+            return;
+        }
+
+        _inCallback = true;
+        while (budget > 0)
+        {
+            try
+            {
+                // Callbacks added by these run in this batch too, within the budget.
+                while (budget > 0 && _ready.Count > 0)
+                {
+                    budget--;
+                    ReadyEntry entry = _ready.Dequeue();
+                    Invoke(entry.Callback, entry.State);
+                }
+
+                break;
+            }
+            catch (Exception ex)
+            {
+                ReportException("Exception in callback", ex, null);
+            }
+        }
+
+        _inCallback = false;
+    }
+
+    private void RunReadyBatchDebug(int budget)
+    {
+        long threshold = TimeToTimestamp(_options.SlowCallbackThreshold);
+        _inCallback = true;
+        while (budget > 0 && _ready.Count > 0)
+        {
+            budget--;
+            ReadyEntry entry = _ready.Dequeue();
+            string? name = null;
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                name = DescribeCallback(entry.Callback, entry.State);
+                Invoke(entry.Callback, entry.State);
+            }
+            catch (Exception ex)
+            {
+                ReportException($"Exception in callback {name}", ex, entry.Callback);
+            }
+
+            long elapsed = Stopwatch.GetTimestamp() - start;
+            if (elapsed > threshold)
+            {
+                WriteLog($"EventLoop: executing {name} took {Stopwatch.GetElapsedTime(start).TotalMilliseconds:F0} ms " +
+                         $"(slow callback threshold {_options.SlowCallbackThreshold.TotalMilliseconds:F0} ms): it blocked the loop.");
+            }
+        }
+
+        _inCallback = false;
+    }
+
+    private static string DescribeCallback(object callback, object? state) => callback switch
+    {
+        SendOrPostCallback when state is not null => DescribeContinuation(state),
+        Delegate d => $"{d.Method.DeclaringType?.Name}.{d.Method.Name}",
+        Task t => $"Task {t.Id}",
+        _ => callback.ToString() ?? callback.GetType().Name,
+    };
+
+    private static string DescribeContinuation(object state)
+    {
+        // Await continuations are the state machine's MoveNext: name the async method.
+        if (state is Delegate d && d.Target is { } target)
+        {
+            string typeName = target.GetType().ToString();
+            return $"continuation of {typeName}";
+        }
+
+        return state.ToString() ?? state.GetType().Name;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Invoke(object callback, object? state)
+    {
+        if (callback.GetType() == typeof(SendOrPostCallback))
+        {
+            Unsafe.As<SendOrPostCallback>(callback)(state);
+        }
+        else if (callback is LoopWorkItem item)
+        {
+            item.Execute();
+        }
+        else if (callback is Task task)
+        {
+            _scheduler.RunQueuedTask(task);
+        }
+        else
+        {
+            Unsafe.As<Action<object?>>(callback)(state);
+        }
+    }
+
+    // ---------------------------------------------------------------- entry points for the context, scheduler and primitives
+
+    /// <summary>Queues work from any thread: straight to the ready queue on the loop thread, else injected with a wake-up.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void Post(object callback, object? state)
+    {
+        if (Environment.CurrentManagedThreadId == _ownerThreadId && _state != (int)LoopState.Closed)
+        {
+            _ready.Enqueue(callback, state);
+        }
+        else
+        {
+            PostFromOtherThread(callback, state);
+        }
+    }
+
+    private void PostFromOtherThread(object callback, object? state)
+    {
+        if (_state == (int)LoopState.Closed)
+        {
+            // Work for a closed loop cannot run anywhere that honours its contract; say so loudly.
+            WriteLog($"EventLoop: dropped {DescribeCallback(callback, state)} posted to a closed {PolicyName} loop.");
+            return;
+        }
+
+        Inject(callback, state);
+    }
+
+    private void Inject(object callback, object? state)
+    {
+        _inject.Enqueue(new ReadyEntry(callback, state));
+        WakeIfSleeping();
+    }
+
+    /// <summary>Loop-thread-only enqueue for <see cref="Action{T}"/> continuations (value task sources).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void EnqueueReady(Action<object?> callback, object? state) => _ready.Enqueue(callback, state);
+
+    internal void EnqueueReady(LoopWorkItem item) => _ready.Enqueue(item, null);
+
+    private LoopHandle AddTimer<TState>(long due, Action<TState> callback, TState state)
+    {
+        CallbackItem<TState> item = CallbackItem<TState>.Rent(callback, state);
+        int version = item.Version;
+        _timers.Add(due, item, version);
+        OnTimersChanged();
+        return new LoopHandle(this, item, version, isTimer: true);
+    }
+
+    /// <summary>Called after a timer was added on the loop thread; the libuv backend re-arms its timer.</summary>
+    private protected virtual void OnTimersChanged()
+    {
+    }
+
+    internal void OnTimerCancelled(CallbackItem item)
+    {
+        if (IsOnLoopThread && _state != (int)LoopState.Closed)
+        {
+            item.ClearCallback();
+            _timers.NoteCancelled();
+        }
+    }
+
+    internal bool IsInCallback => _inCallback;
+
+    /// <summary>The loop-affinity check behind every loop-affine call.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void CheckLoopThread()
+    {
+        if (Environment.CurrentManagedThreadId != _ownerThreadId || _state >= (int)LoopState.Closed)
+        {
+            ThrowHelper.ThrowWrongThreadOrClosed(this);
+        }
+    }
+
+    internal void CheckNotClosed()
+    {
+        if (_state == (int)LoopState.Closed)
+        {
+            ThrowHelper.ThrowClosed(this);
+        }
+    }
+
+    // ---------------------------------------------------------------- shutdown registry
+
+    /// <summary>Registers something to cancel or close when the loop shuts down (a wait, a connection). Loop thread only.</summary>
+    internal void RegisterShutdown(ShutdownNode node)
+    {
+        node.Next = _shutdownHead;
+        node.Previous = null;
+        if (_shutdownHead is not null)
+        {
+            _shutdownHead.Previous = node;
+        }
+
+        _shutdownHead = node;
+        node.Registered = true;
+    }
+
+    internal void UnregisterShutdown(ShutdownNode node)
+    {
+        if (!node.Registered)
+        {
+            return;
+        }
+
+        if (node.Previous is not null)
+        {
+            node.Previous.Next = node.Next;
+        }
+        else
+        {
+            _shutdownHead = node.Next;
+        }
+
+        if (node.Next is not null)
+        {
+            node.Next.Previous = node.Previous;
+        }
+
+        node.Next = node.Previous = null;
+        node.Registered = false;
+    }
+
+    internal bool IsShuttingDown => _state >= (int)LoopState.ShuttingDown;
+
+    private void CancelShutdownNodes() => WalkShutdownNodes(resources: false);
+
+    private void CloseResources() => WalkShutdownNodes(resources: true);
+
+    private void WalkShutdownNodes(bool resources)
+    {
+        ShutdownNode? node = _shutdownHead;
+        while (node is not null)
+        {
+            ShutdownNode? next = node.Next;
+            if (node.IsResource == resources)
+            {
+                UnregisterShutdown(node);
+                try
+                {
+                    node.OnShutdown();
+                }
+                catch (Exception ex)
+                {
+                    ReportException("Exception while shutting down", ex, node);
+                }
+            }
+
+            node = next;
+        }
+    }
+
+    // ---------------------------------------------------------------- exceptions and logging
+
+    /// <summary>Hands an exception to the loop's exception handler (or the log). Never throws.</summary>
+    public void ReportException(string message, Exception? exception, object? callback = null)
+    {
+        var context = new LoopExceptionContext(this, message, exception, callback);
+        Action<LoopExceptionContext>? handler = _exceptionHandler;
+        if (handler is not null)
+        {
+            try
+            {
+                handler(context);
+                return;
+            }
+            catch (Exception handlerError)
+            {
+                WriteLog($"EventLoop: the exception handler threw {handlerError}");
+            }
+        }
+
+        WriteLog($"EventLoop: {context}");
+    }
+
+    internal void WriteLog(string line)
+    {
+        try
+        {
+            (_options.Log ?? Console.Error).WriteLine(line);
+        }
+        catch (Exception)
+        {
+            // Logging must never take the loop down.
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"{PolicyName} loop ({(LoopState)_state}, ready={_ready.Count}, timers={_timers.Count})";
+
+    private static class ActionInvoker
+    {
+        public static readonly Action<Action> Invoke = static action => action();
+    }
+}

@@ -1,0 +1,66 @@
+using EventLoop.Internal;
+
+namespace EventLoop;
+
+/// <summary>
+/// A callback scheduled with <see cref="Loop.CallSoon(Action)"/>, <see cref="Loop.CallLater(TimeSpan, Action)"/>,
+/// <see cref="Loop.CallAt(TimeSpan, Action)"/> or <see cref="Loop.CallSoonThreadSafe(Action)"/>:
+/// asyncio's <c>Handle</c>/<c>TimerHandle</c>. It is a small struct over a pooled item, so scheduling
+/// allocates nothing; once the callback has run (or been cancelled) the handle goes stale and
+/// <see cref="Cancel"/> does nothing.
+/// </summary>
+public readonly struct LoopHandle : IEquatable<LoopHandle>
+{
+    private readonly CallbackItem? _item;
+    private readonly int _version;
+    private readonly Loop? _loop;
+    private readonly bool _isTimer;
+
+    internal LoopHandle(Loop loop, CallbackItem item, int version, bool isTimer)
+    {
+        _loop = loop;
+        _item = item;
+        _version = version;
+        _isTimer = isTimer;
+    }
+
+    /// <summary>True while the callback is scheduled and neither run nor cancelled.</summary>
+    public bool IsPending => _item is not null && _item.IsPending(_version);
+
+    /// <summary>True if <see cref="Cancel"/> stopped this callback from running.</summary>
+    public bool IsCancelled => _item is not null && _item.IsCancelled(_version);
+
+    /// <summary>
+    /// Cancels the callback if it has not run yet. Safe to call from any thread, any number of times.
+    /// </summary>
+    /// <returns>True if this call cancelled it; false if it already ran or was cancelled.</returns>
+    public bool Cancel()
+    {
+        if (_item is null || !_item.TryCancel(_version))
+        {
+            return false;
+        }
+
+        if (_isTimer)
+        {
+            _loop!.OnTimerCancelled(_item);
+        }
+
+        return true;
+    }
+
+    /// <inheritdoc />
+    public bool Equals(LoopHandle other) => ReferenceEquals(_item, other._item) && _version == other._version;
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => obj is LoopHandle other && Equals(other);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(_item, _version);
+
+    /// <summary>Compares two handles.</summary>
+    public static bool operator ==(LoopHandle left, LoopHandle right) => left.Equals(right);
+
+    /// <summary>Compares two handles.</summary>
+    public static bool operator !=(LoopHandle left, LoopHandle right) => !left.Equals(right);
+}

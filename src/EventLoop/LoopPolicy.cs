@@ -1,0 +1,110 @@
+using System.Reflection;
+using EventLoop.Managed;
+
+namespace EventLoop;
+
+/// <summary>
+/// Creates loops of one kind. The two policies are <see cref="ManagedLoopPolicy"/> (pure .NET, the
+/// default) and <c>EventLoop.Libuv.LibuvLoopPolicy</c> (the libuv "fast loop").
+/// </summary>
+public abstract class LoopPolicy
+{
+    /// <summary>The policy's short name, as <c>EVENTLOOP_POLICY</c> spells it: <c>managed</c> or <c>libuv</c>.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Creates a new loop, not yet running. Run it with <see cref="Loop.RunUntilComplete(Func{Task})"/>.</summary>
+    public abstract Loop CreateLoop(LoopOptions? options = null);
+
+    /// <inheritdoc />
+    public override string ToString() => Name;
+}
+
+/// <summary>The pure .NET loop: no native dependency. The default policy.</summary>
+public sealed class ManagedLoopPolicy : LoopPolicy
+{
+    /// <inheritdoc />
+    public override string Name => "managed";
+
+    /// <inheritdoc />
+    public override Loop CreateLoop(LoopOptions? options = null) => new ManagedLoop(options ?? new LoopOptions());
+}
+
+/// <summary>
+/// The process-wide choice of loop policy, as asyncio's <c>set_event_loop_policy</c>. Prefer passing a
+/// policy to <see cref="Loop.Run(Func{Task}, LoopPolicy, LoopOptions?)"/> explicitly; this is for apps that want one
+/// line at startup.
+/// </summary>
+public static class EventLoopPolicy
+{
+    /// <summary>The environment variable that picks a policy when none was set: <c>managed</c> or <c>libuv</c>.</summary>
+    public const string EnvironmentVariable = "EVENTLOOP_POLICY";
+
+    private static LoopPolicy? s_current;
+
+    /// <summary>
+    /// The policy <see cref="Loop.Run(Func{Task})"/> uses: the one given to <see cref="Set"/>, else the one
+    /// named by <c>EVENTLOOP_POLICY</c>, else <see cref="ManagedLoopPolicy"/>.
+    /// </summary>
+    public static LoopPolicy Current
+    {
+        get
+        {
+            LoopPolicy? current = Volatile.Read(ref s_current);
+            if (current is not null)
+            {
+                return current;
+            }
+
+            LoopPolicy fromEnvironment = FromName(Environment.GetEnvironmentVariable(EnvironmentVariable));
+            return Interlocked.CompareExchange(ref s_current, fromEnvironment, null) ?? fromEnvironment;
+        }
+    }
+
+    /// <summary>Sets the process-wide policy. Null goes back to the environment variable or the default.</summary>
+    public static void Set(LoopPolicy? policy) => Volatile.Write(ref s_current, policy);
+
+    /// <summary>
+    /// The policy called <paramref name="name"/>: <c>managed</c> (or null/empty) or <c>libuv</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The name is not a known policy.</exception>
+    /// <exception cref="InvalidOperationException"><c>libuv</c> was named but the EventLoop.Libuv assembly is not there.</exception>
+    public static LoopPolicy FromName(string? name)
+    {
+        switch (name?.Trim().ToLowerInvariant())
+        {
+            case null or "" or "managed":
+                return new ManagedLoopPolicy();
+            case "libuv" or "uv":
+                return CreateLibuvPolicy();
+            default:
+                throw new ArgumentException(
+                    $"Unknown event loop policy '{name}'. Use 'managed' or 'libuv' (in {EnvironmentVariable} or the --loop option).",
+                    nameof(name));
+        }
+    }
+
+    private static LoopPolicy CreateLibuvPolicy()
+    {
+        Type? type = null;
+        Exception? loadError = null;
+        try
+        {
+            type = Assembly.Load("EventLoop.Libuv").GetType("EventLoop.Libuv.LibuvLoopPolicy", throwOnError: false);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or FileLoadException or BadImageFormatException)
+        {
+            loadError = ex;
+        }
+
+        if (type is null)
+        {
+            throw new InvalidOperationException(
+                "The 'libuv' loop policy lives in the EventLoop.Libuv assembly, which this app does not reference. " +
+                "Add a reference to EventLoop.Libuv (dotnet add reference src/EventLoop.Libuv, or the EventLoop.Libuv package) " +
+                "and create it with new LibuvLoopPolicy().",
+                loadError);
+        }
+
+        return (LoopPolicy)Activator.CreateInstance(type)!;
+    }
+}

@@ -1,0 +1,52 @@
+using System.Net;
+
+namespace EventLoop.Managed;
+
+/// <summary>
+/// The pure .NET loop. Its poll step waits on one event that other threads set, coalesced, when they post;
+/// managed I/O (sockets) completes on the thread pool and posts back here.
+/// </summary>
+internal sealed class ManagedLoop : Loop
+{
+    private readonly ManualResetEventSlim _wake = new(initialState: false);
+
+    internal ManagedLoop(LoopOptions options)
+        : base(options)
+    {
+    }
+
+    public override string PolicyName => "managed";
+
+    private protected override void RunBackend()
+    {
+        // The iteration order is written once, on Loop.
+        while (!StopRequested)
+        {
+            MoveDueTimersAndInjected();
+            RunReadyBatch();
+            if (StopRequested)
+            {
+                break;
+            }
+
+            int timeout = GetPollTimeoutMilliseconds();
+            if (timeout != 0 && PrepareToSleep())
+            {
+                _wake.Wait(timeout);
+                _wake.Reset();
+                AfterSleep();
+            }
+        }
+    }
+
+    private protected override void WakeBackend() => _wake.Set();
+
+    private protected override void CloseBackend() => _wake.Dispose();
+
+    // TODO(issue 4): managed TCP transport over System.Net.Sockets.
+    private protected override ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
+        throw new NotImplementedException("TCP on the managed loop is not implemented yet (issue 4).");
+
+    private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
+        throw new NotImplementedException("TCP on the managed loop is not implemented yet (issue 4).");
+}

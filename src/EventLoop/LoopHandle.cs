@@ -24,19 +24,27 @@ public readonly struct LoopHandle : IEquatable<LoopHandle>
         _isTimer = isTimer;
     }
 
-    /// <summary>True while the callback is scheduled and neither run nor cancelled.</summary>
+    /// <summary>True while the callback is scheduled and neither run nor cancelled. Read it on the loop thread.</summary>
     public bool IsPending => _item is not null && _item.IsPending(_version);
 
     /// <summary>True if <see cref="Cancel"/> stopped this callback from running.</summary>
     public bool IsCancelled => _item is not null && _item.IsCancelled(_version);
 
     /// <summary>
-    /// Cancels the callback if it has not run yet. Safe to call from any thread, any number of times.
+    /// Cancels the callback if it has not run yet; any number of times. Loop-affine, as asyncio's
+    /// <c>Handle.cancel</c>: from another thread, cancel through <see cref="Loop.CallSoonThreadSafe(Action)"/>.
     /// </summary>
+    /// <exception cref="InvalidOperationException">Called off the loop thread.</exception>
     /// <returns>True if this call cancelled it; false if it already ran or was cancelled.</returns>
     public bool Cancel()
     {
-        if (_item is null || !_item.TryCancel(_version))
+        if (_item is null)
+        {
+            return false;
+        }
+
+        _loop!.CheckLoopThreadOrClosed();
+        if (!_item.TryCancel(_version))
         {
             return false;
         }

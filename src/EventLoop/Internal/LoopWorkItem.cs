@@ -9,28 +9,30 @@ internal abstract class LoopWorkItem
 
 /// <summary>
 /// A pooled callback behind a <see cref="LoopHandle"/>. Its <c>_state</c> packs a version (bumped
-/// every time the item is recycled) and a cancelled bit, so a stale handle can never cancel the
-/// callback that reuses the item.
+/// every time the item is retired) and a cancelled bit, so a stale handle can never cancel the
+/// callback that reuses the item. Cancelling is loop-affine (as asyncio's <c>Handle.cancel</c>), so
+/// the state needs no interlocked operations.
 /// </summary>
 internal abstract class CallbackItem : LoopWorkItem
 {
     private int _state; // (version << 1) | cancelled
 
-    internal int Version => Volatile.Read(ref _state) >> 1;
+    internal int Version => _state >> 1;
 
     internal bool TryCancel(int version)
     {
-        int expected = version << 1;
-        return Interlocked.CompareExchange(ref _state, expected | 1, expected) == expected;
+        if (_state != version << 1)
+        {
+            return false;
+        }
+
+        _state |= 1;
+        return true;
     }
 
-    internal bool IsCancelled(int version)
-    {
-        int state = Volatile.Read(ref _state);
-        return state == ((version << 1) | 1);
-    }
+    internal bool IsCancelled(int version) => _state == ((version << 1) | 1);
 
-    internal bool IsPending(int version) => Volatile.Read(ref _state) == version << 1;
+    internal bool IsPending(int version) => _state == version << 1;
 
     /// <summary>
     /// Retires this use of the item: bumps the version so old handles go stale, and says whether
@@ -38,9 +40,9 @@ internal abstract class CallbackItem : LoopWorkItem
     /// </summary>
     private protected bool Retire()
     {
-        int state = Volatile.Read(ref _state);
-        int old = Interlocked.Exchange(ref _state, ((state >> 1) + 1) << 1);
-        return (old & 1) != 0;
+        int state = _state;
+        _state = ((state >> 1) + 1) << 1;
+        return (state & 1) != 0;
     }
 
     /// <summary>Drops the callback and its state (a cancelled timer must not keep them alive).</summary>
@@ -51,33 +53,123 @@ internal abstract class CallbackItem : LoopWorkItem
 }
 
 /// <summary>
-/// A callback with typed state. Instances are pooled per thread, so the state-passing
+/// A callback whose state is a reference type (or none): the common case, kept out of generic code so
+/// its per-thread pool is a plain thread static (statics of shared generic code need a runtime lookup).
+/// The callback is an <c>Action&lt;TState&gt;</c> for a reference type TState, invoked through its
+/// <c>Action&lt;object?&gt;</c> view: same signature at the machine level.
+/// </summary>
+internal sealed class ObjectCallbackItem : CallbackItem
+{
+    private const int MaxPooled = 1 << 17;
+
+    [ThreadStatic]
+    private static ObjectCallbackItem[]? t_items;
+    [ThreadStatic]
+    private static int t_count;
+
+    private object? _callback;
+    private object? _value;
+
+    internal static ObjectCallbackItem Rent(object callback, object? state)
+    {
+        ObjectCallbackItem[]? items = t_items;
+        int count = t_count;
+        ObjectCallbackItem item;
+        if (items is not null && count > 0)
+        {
+            t_count = --count;
+            item = items[count];
+            items[count] = null!;
+        }
+        else
+        {
+            item = new ObjectCallbackItem();
+        }
+
+        item._callback = callback;
+        item._value = state;
+        return item;
+    }
+
+    internal override void Execute()
+    {
+        object? callback = _callback;
+        object? value = _value;
+        _callback = null;
+        _value = null;
+        bool cancelled = Retire();
+        Return(this);
+        if (!cancelled && callback is not null)
+        {
+            System.Runtime.CompilerServices.Unsafe.As<Action<object?>>(callback)(value);
+        }
+    }
+
+    internal override void ClearCallback()
+    {
+        _callback = null;
+        _value = null;
+    }
+
+    internal override void Discard()
+    {
+        ClearCallback();
+        Retire();
+        Return(this);
+    }
+
+    private static void Return(ObjectCallbackItem item)
+    {
+        ObjectCallbackItem[] items = t_items ??= new ObjectCallbackItem[64];
+        int count = t_count;
+        if (count == items.Length)
+        {
+            if (items.Length >= MaxPooled)
+            {
+                return;
+            }
+
+            Array.Resize(ref t_items, items.Length * 2);
+            items = t_items;
+        }
+
+        items[count] = item;
+        t_count = count + 1;
+    }
+
+    public override string ToString() => (_callback as Delegate)?.Method.ToString() ?? "(retired callback)";
+}
+
+/// <summary>
+/// A callback with value-type state (reference types use <see cref="ObjectCallbackItem"/>). Instances are pooled per thread, so the state-passing
 /// <c>CallSoon&lt;TState&gt;</c> allocates nothing in steady state.
 /// </summary>
 internal sealed class CallbackItem<TState> : CallbackItem
 {
-    private const int MaxPooled = 1024;
+    // Enough for a burst of outstanding timers (100,000 in the benchmark) to be reused, not reallocated.
+    private const int MaxPooled = 1 << 17;
 
     [ThreadStatic]
-    private static CallbackItem<TState>[]? t_pool;
-    [ThreadStatic]
-    private static int t_pooled;
+    private static Pool? t_pool;
 
     private Action<TState>? _callback;
     private TState _value = default!;
 
     internal static CallbackItem<TState> Rent(Action<TState> callback, TState state)
     {
-        CallbackItem<TState>? item = null;
-        CallbackItem<TState>[]? pool = t_pool;
-        if (pool is not null && t_pooled > 0)
+        Pool? pool = t_pool;
+        CallbackItem<TState> item;
+        if (pool is not null && pool.Count > 0)
         {
-            int index = --t_pooled;
-            item = pool[index];
-            pool[index] = null!;
+            int index = --pool.Count;
+            item = pool.Items[index];
+            pool.Items[index] = null!;
+        }
+        else
+        {
+            item = new CallbackItem<TState>();
         }
 
-        item ??= new CallbackItem<TState>();
         item._callback = callback;
         item._value = state;
         return item;
@@ -112,12 +204,25 @@ internal sealed class CallbackItem<TState> : CallbackItem
 
     private static void Return(CallbackItem<TState> item)
     {
-        CallbackItem<TState>[] pool = t_pool ??= new CallbackItem<TState>[MaxPooled];
-        if (t_pooled < pool.Length)
+        Pool pool = t_pool ??= new Pool();
+        if (pool.Count == pool.Items.Length)
         {
-            pool[t_pooled++] = item;
+            if (pool.Items.Length >= MaxPooled)
+            {
+                return;
+            }
+
+            Array.Resize(ref pool.Items, pool.Items.Length * 2);
         }
+
+        pool.Items[pool.Count++] = item;
     }
 
     public override string ToString() => _callback?.Method.ToString() ?? "(retired callback)";
+
+    private sealed class Pool
+    {
+        public CallbackItem<TState>[] Items = new CallbackItem<TState>[64];
+        public int Count;
+    }
 }

@@ -17,6 +17,7 @@ internal sealed class ManagedLoop : Loop
 
     public override string PolicyName => "managed";
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private protected override void RunBackend()
     {
         // The iteration order is written once, on Loop.

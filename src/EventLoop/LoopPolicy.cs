@@ -75,7 +75,7 @@ public static class EventLoopPolicy
             case null or "" or "managed":
                 return new ManagedLoopPolicy();
             case "libuv" or "uv":
-                return CreateLibuvPolicy();
+                return CreateLibuvPolicy("EventLoop.Libuv");
             default:
                 throw new ArgumentException(
                     $"Unknown event loop policy '{name}'. Use 'managed' or 'libuv' (in {EnvironmentVariable} or the --loop option).",
@@ -83,13 +83,14 @@ public static class EventLoopPolicy
         }
     }
 
-    private static LoopPolicy CreateLibuvPolicy()
+    /// <summary>Loads the libuv policy by name, so the core does not reference the native binding. Tests pass a missing name.</summary>
+    internal static LoopPolicy CreateLibuvPolicy(string assemblyName)
     {
         Type? type = null;
         Exception? loadError = null;
         try
         {
-            type = Assembly.Load("EventLoop.Libuv").GetType("EventLoop.Libuv.LibuvLoopPolicy", throwOnError: false);
+            type = Assembly.Load(assemblyName).GetType("EventLoop.Libuv.LibuvLoopPolicy", throwOnError: false);
         }
         catch (Exception ex) when (ex is FileNotFoundException or FileLoadException or BadImageFormatException)
         {

@@ -46,11 +46,32 @@ public class CrossThreadPost
         });
     }
 
+    [Benchmark(OperationsPerInvoke = N, Description = "Loop managed SynchronizationContext.Post")]
+    public void ManagedContextPost() => Harness.OnLoop(Harness.Policy("managed"), ContextPosts);
+
+    [Benchmark(OperationsPerInvoke = N, Description = "Loop libuv SynchronizationContext.Post")]
+    public void LibuvContextPost() => Harness.OnLoop(Harness.Policy("libuv"), ContextPosts);
+
     [Benchmark(OperationsPerInvoke = N, Description = "Loop managed CallSoonThreadSafe")]
     public void Managed() => Harness.OnLoop(Harness.Policy("managed"), Posts);
 
     [Benchmark(OperationsPerInvoke = N, Description = "Loop libuv CallSoonThreadSafe")]
     public void Libuv() => Harness.OnLoop(Harness.Policy("libuv"), Posts);
+
+    private static Task ContextPosts(Loop loop)
+    {
+        var counter = new Counter();
+        SynchronizationContext context = loop.SynchronizationContext;
+        var producer = new Thread(() =>
+        {
+            for (int i = 0; i < N; i++)
+            {
+                context.Post(static c => ((Counter)c!).HitAsync(), counter);
+            }
+        });
+        producer.Start();
+        return counter.Completion.Task;
+    }
 
     private static Task Posts(Loop loop)
     {

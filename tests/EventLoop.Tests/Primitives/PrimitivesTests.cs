@@ -1,0 +1,421 @@
+namespace EventLoop.Tests.Primitives;
+
+public abstract class AsyncQueueTests : LoopTestBase
+{
+    [Fact]
+    public void Waiting_consumers_are_served_in_fifo_order()
+    {
+        var got = RunLoop(async loop =>
+        {
+            var queue = new AsyncQueue<int>();
+            var received = new List<(int Consumer, int Item)>();
+            async Task Consume(int id)
+            {
+                for (int i = 0; i < 3; i++)
+                {
+                    received.Add((id, await queue.GetAsync()));
+                }
+            }
+
+            Task a = Consume(1), b = Consume(2);
+            for (int i = 0; i < 6; i++)
+            {
+                await queue.PutAsync(i);
+            }
+
+            await Task.WhenAll(a, b);
+            return received;
+        });
+        // Waiting consumers are served in the order they started waiting; each sees items in put order.
+        Assert.Equal(Enumerable.Range(0, 6), got.Select(r => r.Item).Order());
+        Assert.Equal(0, got.First(r => r.Consumer == 1).Item);
+        Assert.Equal(1, got.First(r => r.Consumer == 2).Item);
+        foreach (int consumer in new[] { 1, 2 })
+        {
+            var items = got.Where(r => r.Consumer == consumer).Select(r => r.Item).ToList();
+            Assert.Equal(items.Order(), items);
+        }
+    }
+
+    [Fact]
+    public void A_bounded_queue_makes_the_producer_wait_until_there_is_room()
+    {
+        RunLoop(async loop =>
+        {
+            var queue = new AsyncQueue<string>(capacity: 2);
+            Assert.True(queue.TryPut("a"));
+            await queue.PutAsync("b");
+            Assert.True(queue.IsFull);
+            Assert.False(queue.TryPut("x"));
+            ValueTask third = queue.PutAsync("c");
+            Assert.False(third.IsCompleted);
+            Assert.Equal("a", await queue.GetAsync());
+            Assert.True(third.IsCompleted);
+            await third;
+            Assert.True(queue.TryGet(out string? b));
+            Assert.Equal("b", b);
+            Assert.Equal("c", await queue.GetAsync());
+            Assert.True(queue.IsEmpty);
+            Assert.False(queue.TryGet(out _));
+        });
+    }
+
+    [Fact]
+    public void Negative_capacity_is_rejected()
+    {
+        RunLoop(loop =>
+        {
+            var error = Assert.Throws<ArgumentOutOfRangeException>(() => new AsyncQueue<int>(-1));
+            Assert.Equal("capacity", error.ParamName);
+            return Task.CompletedTask;
+        });
+    }
+
+    [Fact]
+    public void JoinAsync_waits_until_every_item_is_marked_done_and_extra_TaskDone_throws()
+    {
+        RunLoop(async loop =>
+        {
+            var queue = new AsyncQueue<int>();
+            await queue.JoinAsync(); // nothing put: completes at once
+            queue.TryPut(1);
+            queue.TryPut(2);
+            Task join = queue.JoinAsync();
+            Assert.Equal(1, await queue.GetAsync());
+            queue.TaskDone();
+            Assert.False(join.IsCompleted);
+            Assert.Equal(2, await queue.GetAsync());
+            queue.TaskDone();
+            await join;
+            Assert.Throws<InvalidOperationException>(queue.TaskDone);
+        });
+    }
+
+    [Fact]
+    public void A_cancelled_get_consumes_no_item_and_a_cancelled_put_adds_none()
+    {
+        RunLoop(async loop =>
+        {
+            var queue = new AsyncQueue<int>(capacity: 1);
+            using (var cts = new CancellationTokenSource())
+            {
+                ValueTask<int> get = queue.GetAsync(cts.Token);
+                cts.Cancel();
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await get);
+            }
+
+            queue.TryPut(7);
+            using (var cts = new CancellationTokenSource())
+            {
+                ValueTask put = queue.PutAsync(8, cts.Token);
+                Assert.False(put.IsCompleted);
+                cts.Cancel();
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await put);
+            }
+
+            Assert.Equal(7, await queue.GetAsync());
+            Assert.True(queue.IsEmpty);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(
+                async () => await queue.GetAsync(new CancellationToken(canceled: true)));
+        });
+    }
+
+    [Fact]
+    public void Cancellation_from_another_thread_completes_the_wait_on_the_loop()
+    {
+        RunLoop(async loop =>
+        {
+            var queue = new AsyncQueue<int>();
+            using var cts = new CancellationTokenSource();
+            int loopThread = Environment.CurrentManagedThreadId;
+            ValueTask<int> get = queue.GetAsync(cts.Token);
+            await Task.Run(cts.Cancel);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await get);
+            Assert.Equal(loopThread, Environment.CurrentManagedThreadId);
+        });
+    }
+
+    [Fact]
+    public void A_get_left_waiting_when_main_returns_is_cancelled_by_shutdown()
+    {
+        Task? orphan = null;
+        bool finallyRan = false;
+        RunLoop(loop =>
+        {
+            var queue = new AsyncQueue<int>();
+            orphan = Waiter();
+            return Task.CompletedTask;
+
+            async Task Waiter()
+            {
+                try
+                {
+                    await queue.GetAsync();
+                }
+                finally
+                {
+                    finallyRan = true;
+                }
+            }
+        });
+        Assert.True(orphan!.IsCanceled);
+        Assert.True(finallyRan);
+    }
+
+    [Fact]
+    public void Calls_from_another_thread_are_rejected()
+    {
+        RunLoop(async loop =>
+        {
+            var queue = new AsyncQueue<int>();
+            var error = await Task.Run(() => Assert.Throws<InvalidOperationException>(() => queue.TryPut(1)));
+            Assert.Contains("loop thread", error.Message);
+        });
+    }
+
+    [Fact]
+    public void A_steady_state_hand_off_allocates_nothing()
+    {
+        long allocated = RunLoop(async loop =>
+        {
+            var queue = new AsyncQueue<int>(capacity: 16);
+            await HandOff(queue, 1_000); // warm up pools and tiered code
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            await HandOff(queue, 10_000);
+            return GC.GetAllocatedBytesForCurrentThread() - before;
+        });
+
+        // Two async method boxes (producer and consumer) per HandOff call; nothing per item.
+        Assert.True(allocated < 1_000, $"allocated {allocated} bytes for 10,000 hand-offs");
+
+        static async Task HandOff(AsyncQueue<int> queue, int count)
+        {
+            Task producer = Produce(queue, count);
+            int outOfOrder = 0;
+            for (int i = 0; i < count; i++)
+            {
+                if (await queue.GetAsync() != i)
+                {
+                    outOfOrder++;
+                }
+            }
+
+            await producer;
+            Assert.Equal(0, outOfOrder);
+        }
+
+        static async Task Produce(AsyncQueue<int> queue, int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                await queue.PutAsync(i);
+            }
+        }
+    }
+}
+
+public abstract class AsyncLockTests : LoopTestBase
+{
+    [Fact]
+    public void The_lock_excludes_and_grants_in_fifo_order()
+    {
+        var log = RunLoop(async loop =>
+        {
+            var gate = new AsyncLock();
+            var entries = new List<string>();
+            int inside = 0;
+            async Task Worker(string name)
+            {
+                using (await gate.LockAsync())
+                {
+                    Assert.Equal(0, inside++);
+                    entries.Add(name);
+                    await Task.Yield();
+                    await Task.Yield();
+                    inside--;
+                }
+            }
+
+            await Task.WhenAll(Worker("a"), Worker("b"), Worker("c"));
+            Assert.False(gate.IsLocked);
+            return entries;
+        });
+        Assert.Equal(["a", "b", "c"], log);
+    }
+
+    [Fact]
+    public void Releasing_a_lock_that_is_not_held_throws_and_a_cancelled_waiter_is_skipped()
+    {
+        RunLoop(async loop =>
+        {
+            var gate = new AsyncLock();
+            Assert.Throws<InvalidOperationException>(gate.Release);
+            var held = await gate.LockAsync();
+            using var cts = new CancellationTokenSource();
+            var cancelled = gate.LockAsync(cts.Token);
+            var next = gate.LockAsync();
+            cts.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await cancelled);
+            held.Dispose();
+            (await next).Dispose();
+            Assert.False(gate.IsLocked);
+        });
+    }
+}
+
+public abstract class AsyncEventTests : LoopTestBase
+{
+    [Fact]
+    public void Set_wakes_every_waiter_and_clear_resets()
+    {
+        RunLoop(async loop =>
+        {
+            var ev = new AsyncEvent();
+            int woken = 0;
+            async Task Wait() { await ev.WaitAsync(); woken++; }
+            Task all = Task.WhenAll(Wait(), Wait(), Wait());
+            await Task.Yield();
+            Assert.Equal(0, woken);
+            ev.Set();
+            await all;
+            Assert.Equal(3, woken);
+            Assert.True(ev.WaitAsync().IsCompleted);
+            ev.Clear();
+            Assert.False(ev.IsSet);
+            ValueTask again = ev.WaitAsync();
+            Assert.False(again.IsCompleted);
+            ev.Set();
+            await again;
+        });
+    }
+}
+
+public abstract class AsyncSemaphoreTests : LoopTestBase
+{
+    [Fact]
+    public void The_semaphore_limits_concurrency()
+    {
+        int peak = RunLoop(async loop =>
+        {
+            var sem = new AsyncSemaphore(2);
+            int inside = 0, max = 0;
+            async Task Work()
+            {
+                await sem.WaitAsync();
+                try
+                {
+                    max = Math.Max(max, ++inside);
+                    await loop.DelayAsync(TimeSpan.FromMilliseconds(1));
+                    inside--;
+                }
+                finally
+                {
+                    sem.Release();
+                }
+            }
+
+            await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => Work()));
+            Assert.Equal(2, sem.CurrentCount);
+            return max;
+        });
+        Assert.Equal(2, peak);
+    }
+
+    [Fact]
+    public void A_bounded_semaphore_refuses_over_release()
+    {
+        RunLoop(loop =>
+        {
+            var sem = new AsyncSemaphore(1, maxCount: 1);
+            Assert.Throws<SemaphoreFullException>(sem.Release);
+            Assert.True(sem.TryWait());
+            Assert.False(sem.TryWait());
+            sem.Release();
+            Assert.Throws<ArgumentOutOfRangeException>(() => new AsyncSemaphore(-1));
+            return Task.CompletedTask;
+        });
+    }
+}
+
+public abstract class TaskGroupTests : LoopTestBase
+{
+    [Fact]
+    public void The_first_failure_cancels_the_siblings_and_all_failures_are_reported()
+    {
+        bool siblingCancelled = false;
+        var error = Assert.Throws<AggregateException>(() => RunLoop(async loop =>
+        {
+            await using var group = new TaskGroup();
+            _ = group.Start(async token =>
+            {
+                try
+                {
+                    await loop.DelayAsync(TimeSpan.FromSeconds(30), token);
+                }
+                catch (OperationCanceledException)
+                {
+                    siblingCancelled = true;
+                    throw;
+                }
+            });
+            _ = group.Start(async _ => { await Task.Yield(); throw new InvalidOperationException("first"); });
+            _ = group.Start(_ => throw new FormatException("second, synchronous"));
+        }));
+        Assert.True(siblingCancelled);
+        Assert.Equal(2, error.InnerExceptions.Count);
+        Assert.Contains(error.InnerExceptions, e => e is InvalidOperationException);
+        Assert.Contains(error.InnerExceptions, e => e is FormatException);
+    }
+
+    [Fact]
+    public void Results_are_available_and_late_starts_are_refused()
+    {
+        RunLoop(async loop =>
+        {
+            var group = new TaskGroup();
+            Task<int> a = group.Start(async _ => { await Task.Yield(); return 1; });
+            Task<int> b = group.Start(_ => Task.FromResult(2));
+            await group.WaitAsync();
+            Assert.Equal(3, a.Result + b.Result);
+            Assert.Throws<InvalidOperationException>(() => { _ = group.Start(_ => Task.CompletedTask); });
+        });
+    }
+
+    [Fact]
+    public void The_outer_token_cancels_the_group()
+    {
+        RunLoop(async loop =>
+        {
+            using var cts = new CancellationTokenSource();
+            var group = new TaskGroup(cts.Token);
+            _ = group.Start(token => loop.DelayAsync(TimeSpan.FromSeconds(30), token));
+            cts.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(group.WaitAsync);
+        });
+    }
+}
+
+public sealed class ManagedAsyncQueueTests : AsyncQueueTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Managed();
+}
+
+public sealed class ManagedAsyncLockTests : AsyncLockTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Managed();
+}
+
+public sealed class ManagedAsyncEventTests : AsyncEventTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Managed();
+}
+
+public sealed class ManagedAsyncSemaphoreTests : AsyncSemaphoreTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Managed();
+}
+
+public sealed class ManagedTaskGroupTests : TaskGroupTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Managed();
+}

@@ -1,0 +1,433 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using EventLoop.Libuv.Internal.Native;
+
+namespace EventLoop.Libuv.Internal;
+
+/// <summary>
+/// The libuv backend of <see cref="Loop"/>. The loop thread sits in <c>uv_run(UV_RUN_DEFAULT)</c>; the shared
+/// engine on <see cref="Loop"/> is driven from libuv's phases, as uvloop does:
+/// <list type="bullet">
+/// <item>prepare (just before the poll): if work is ready (or a stop is pending), an idle handle is started
+/// so libuv polls with timeout 0 and never blocks; otherwise the single libuv timer is armed for the managed
+/// timer heap's next deadline and the loop announces it may sleep (cross-thread posts then wake it with
+/// <c>uv_async_send</c>, coalesced).</item>
+/// <item>poll: I/O callbacks run here.</item>
+/// <item>check (just after the poll): due timers and cross-thread posts move to the ready queue and ready
+/// callbacks run, a few batches of <see cref="LoopOptions.CallbacksPerIteration"/>.</item>
+/// </list>
+/// Timers are one libuv timer over the managed heap rather than a libuv timer each: no native call or native
+/// allocation per timer.
+/// </summary>
+internal sealed unsafe class LibuvLoop : Loop
+{
+    private const int BatchesPerIteration = 4;
+
+    private readonly NativeState* _state;
+    private readonly IntPtr _loop;
+    private readonly IntPtr _async;
+    private readonly IntPtr _idle;
+    private readonly IntPtr _prepare;
+    private readonly IntPtr _check;
+    private readonly IntPtr _timer;
+    private bool _idleActive;
+    private bool _sleepAnnounced;
+    private bool _draining;
+    private bool _nativeClosed;
+    private GCHandle _self;
+
+    /// <summary>Per-loop native bookkeeping, reachable from every handle's data field without a GCHandle.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeState
+    {
+        public IntPtr Loop; // GCHandle to the LibuvLoop while it runs or closes; zero otherwise
+        public int OpenHandles;
+    }
+
+    internal LibuvLoop(LoopOptions options)
+        : base(options)
+    {
+        _state = (NativeState*)NativeMemory.AllocZeroed((nuint)sizeof(NativeState));
+        _loop = (IntPtr)NativeMemory.AllocZeroed(Uv.LoopSize());
+        try
+        {
+            Uv.LoopInit(_loop);
+        }
+        catch
+        {
+            NativeMemory.Free((void*)_loop);
+            NativeMemory.Free(_state);
+            throw;
+        }
+
+        Uv.SetData(_loop, (IntPtr)_state);
+        _async = NewHandle(Uv.HandleType.Async);
+        Uv.AsyncInit(_loop, _async, &OnAsync);
+        _idle = NewHandle(Uv.HandleType.Idle);
+        Uv.IdleInit(_loop, _idle);
+        _prepare = NewHandle(Uv.HandleType.Prepare);
+        Uv.PrepareInit(_loop, _prepare);
+        _check = NewHandle(Uv.HandleType.Check);
+        Uv.CheckInit(_loop, _check);
+        _timer = NewHandle(Uv.HandleType.Timer);
+        Uv.TimerInit(_loop, _timer);
+    }
+
+    /// <summary>Frees the native loop of a loop that was never run nor disposed. No loop thread exists then.</summary>
+    ~LibuvLoop()
+    {
+        CloseNative(reportLeaks: false);
+    }
+
+    public override string PolicyName => "libuv";
+
+    internal override int OpenNativeHandleCount => _nativeClosed ? 0 : _state->OpenHandles;
+
+    /// <summary>Handles left open at close, by type name, from the last leak check (empty when none).</summary>
+    internal IReadOnlyList<string> LeakedHandles { get; private set; } = [];
+
+    /// <summary>Allocates a handle's memory; it is freed only in the close callback.</summary>
+    internal IntPtr NewHandle(Uv.HandleType type)
+    {
+        IntPtr handle = (IntPtr)NativeMemory.AllocZeroed(Uv.HandleSize(type));
+        _state->OpenHandles++;
+        return handle;
+    }
+
+    internal IntPtr NativeLoop => _loop;
+
+    /// <summary>Sets a handle's data to this loop's native state (after its init call, which clears nothing we need).</summary>
+    internal void Adopt(IntPtr handle) => Uv.SetData(handle, (IntPtr)_state);
+
+    private protected override void RunBackend()
+    {
+        EnsureSelfHandle();
+        Adopt(_async);
+        Adopt(_idle);
+        Adopt(_prepare);
+        Adopt(_check);
+        Adopt(_timer);
+        Uv.PrepareStart(_prepare, &OnPrepare);
+        Uv.CheckStart(_check, &OnCheck);
+        while (!StopRequested)
+        {
+            // uv_run returns when uv_stop was called (from the check phase, on Stop) or, never here, when no handle is active.
+            Uv.Run(_loop, Uv.RunMode.Default);
+        }
+    }
+
+    private protected override void WakeBackend() => Uv.AsyncSend(_async);
+
+    private protected override bool DrainBackendOnce()
+    {
+        if (_nativeClosed)
+        {
+            return false;
+        }
+
+        EnsureSelfHandle();
+        _draining = true;
+        try
+        {
+            Uv.Run(_loop, Uv.RunMode.NoWait);
+        }
+        finally
+        {
+            _draining = false;
+        }
+
+        return HasReadyWork;
+    }
+
+    private protected override void CloseBackend() => CloseNative(reportLeaks: true);
+
+    private void EnsureSelfHandle()
+    {
+        if (!_self.IsAllocated)
+        {
+            _self = GCHandle.Alloc(this);
+            _state->Loop = GCHandle.ToIntPtr(_self);
+        }
+    }
+
+    /// <summary>
+    /// Closes every handle, runs libuv until their close callbacks have freed them, closes the loop
+    /// (<c>uv_loop_close</c> must return 0) and frees the native memory. Reports any handle that was
+    /// still open and not ours: that is a leak.
+    /// </summary>
+    private void CloseNative(bool reportLeaks)
+    {
+        if (_nativeClosed)
+        {
+            return;
+        }
+
+        _nativeClosed = true;
+        GC.SuppressFinalize(this);
+        var leaks = new List<string>();
+        GCHandle leakList = GCHandle.Alloc(leaks);
+        try
+        {
+            Uv.IdleStop(_idle);
+            Uv.TimerStop(_timer);
+            var walk = new WalkContext { Leaks = GCHandle.ToIntPtr(leakList), Async = _async, Idle = _idle, Prepare = _prepare, Check = _check, Timer = _timer };
+            Uv.Walk(_loop, &OnWalkClose, (IntPtr)(&walk));
+            for (int i = 0; i < 1000 && Uv.Run(_loop, Uv.RunMode.NoWait) != 0; i++)
+            {
+            }
+
+            int status = Uv.LoopClose(_loop);
+            if (status < 0 && reportLeaks)
+            {
+                ReportException("uv_loop_close failed: a libuv handle or request is still open", Uv.CreateException(status, "uv_loop_close"));
+            }
+        }
+        finally
+        {
+            leakList.Free();
+            if (_state->OpenHandles == 0)
+            {
+                NativeMemory.Free((void*)_loop);
+            }
+
+            _state->Loop = IntPtr.Zero;
+            if (_self.IsAllocated)
+            {
+                _self.Free();
+            }
+
+            // The state block stays valid for late close callbacks of a loop that failed to close; it is tiny.
+            if (_state->OpenHandles == 0)
+            {
+                NativeMemory.Free(_state);
+            }
+        }
+
+        LeakedHandles = leaks;
+        if (reportLeaks && leaks.Count > 0)
+        {
+            ReportException(
+                $"The libuv loop closed with {leaks.Count} handle(s) still open: {string.Join(", ", leaks)}. They were closed now; whatever opened them did not close them.",
+                new InvalidOperationException("Leaked libuv handles: " + string.Join(", ", leaks)));
+        }
+    }
+
+    private struct WalkContext
+    {
+        public IntPtr Leaks;
+        public IntPtr Async;
+        public IntPtr Idle;
+        public IntPtr Prepare;
+        public IntPtr Check;
+        public IntPtr Timer;
+    }
+
+    // ------------------------------------------------------------ phases
+
+    private void BeforePoll()
+    {
+        if (_draining)
+        {
+            return;
+        }
+
+        if (StopRequested)
+        {
+            Uv.Stop(_loop);
+            return;
+        }
+
+        int timeout = GetPollTimeoutMilliseconds();
+        if (timeout != 0 && PrepareToSleep())
+        {
+            _sleepAnnounced = true;
+            SetIdle(false);
+            if (timeout > 0)
+            {
+                Uv.TimerStart(_timer, &OnTimer, (ulong)timeout, 0);
+            }
+            else
+            {
+                Uv.TimerStop(_timer);
+            }
+        }
+        else
+        {
+            SetIdle(true); // work is ready: poll with timeout 0
+        }
+    }
+
+    private void AfterPoll()
+    {
+        if (_draining)
+        {
+            return;
+        }
+
+        if (_sleepAnnounced)
+        {
+            _sleepAnnounced = false;
+            AfterSleep();
+        }
+
+        for (int batch = 0; batch < BatchesPerIteration && !StopRequested; batch++)
+        {
+            MoveDueTimersAndInjected();
+            if (ReadyCount == 0)
+            {
+                break;
+            }
+
+            RunReadyBatch();
+        }
+
+        if (StopRequested)
+        {
+            Uv.Stop(_loop);
+        }
+    }
+
+    private void SetIdle(bool active)
+    {
+        if (active == _idleActive)
+        {
+            return;
+        }
+
+        _idleActive = active;
+        if (active)
+        {
+            Uv.IdleStart(_idle, &OnIdle);
+        }
+        else
+        {
+            Uv.IdleStop(_idle);
+        }
+    }
+
+    // ------------------------------------------------------------ native callbacks: never throw into libuv
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static LibuvLoop? FromHandle(IntPtr handle)
+    {
+        var state = (NativeState*)Uv.GetData(handle);
+        if (state == null || state->Loop == IntPtr.Zero)
+        {
+            return null;
+        }
+
+        return Unsafe.As<LibuvLoop>(GCHandle.FromIntPtr(state->Loop).Target);
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnPrepare(IntPtr handle)
+    {
+        LibuvLoop? loop = null;
+        try
+        {
+            loop = FromHandle(handle);
+            loop?.BeforePoll();
+        }
+        catch (Exception ex)
+        {
+            ReportFromNative(loop, "prepare", ex);
+        }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnCheck(IntPtr handle)
+    {
+        LibuvLoop? loop = null;
+        try
+        {
+            loop = FromHandle(handle);
+            loop?.AfterPoll();
+        }
+        catch (Exception ex)
+        {
+            ReportFromNative(loop, "check", ex);
+        }
+    }
+
+    // The async, idle and timer handles only interrupt or shorten the poll; the check phase does the work.
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnAsync(IntPtr handle)
+    {
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnIdle(IntPtr handle)
+    {
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnTimer(IntPtr handle)
+    {
+    }
+
+    /// <summary>Frees a handle's memory once libuv is done with it. Needs no managed object: safe on any thread.</summary>
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    internal static void OnClosed(IntPtr handle)
+    {
+        var state = (NativeState*)Uv.GetData(handle);
+        if (state != null)
+        {
+            state->OpenHandles--;
+        }
+
+        NativeMemory.Free((void*)handle);
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnWalkClose(IntPtr handle, IntPtr arg)
+    {
+        try
+        {
+            var walk = (WalkContext*)arg;
+            if (Uv.IsClosing(handle))
+            {
+                return;
+            }
+
+            if (handle != walk->Async && handle != walk->Idle && handle != walk->Prepare && handle != walk->Check && handle != walk->Timer)
+            {
+                var leaks = (List<string>)GCHandle.FromIntPtr(walk->Leaks).Target!;
+                leaks.Add(Uv.HandleTypeName(Uv.GetHandleType(handle)));
+            }
+
+            Uv.Close(handle, &OnClosed);
+        }
+        catch (Exception ex)
+        {
+            ReportFromNative(null, "walk", ex);
+        }
+    }
+
+    internal static void ReportFromNative(Loop? loop, string phase, Exception ex)
+    {
+        try
+        {
+            if (loop is not null)
+            {
+                loop.ReportException($"Exception in the libuv {phase} callback", ex);
+            }
+            else
+            {
+                Console.Error.WriteLine($"EventLoop.Libuv: exception in a libuv {phase} callback with no loop: {ex}");
+            }
+        }
+        catch
+        {
+            // Nothing may escape into native code.
+        }
+    }
+
+    // ------------------------------------------------------------ TCP (issue 4, not yet on libuv)
+
+    private protected override ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("TCP on the libuv loop is not implemented yet.");
+
+    private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("TCP on the libuv loop is not implemented yet.");
+}

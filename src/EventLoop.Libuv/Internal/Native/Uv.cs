@@ -1,0 +1,249 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace EventLoop.Libuv.Internal.Native;
+
+/// <summary>
+/// The raw libuv layer: the imports (private) and thin typed wrappers. Nothing here is public, and
+/// nothing here knows about the loop's logic. Pointers are libuv's own structs in native memory.
+/// </summary>
+internal static unsafe partial class Uv
+{
+    public enum HandleType
+    {
+        Unknown = 0,
+        Async = 1,
+        Check = 2,
+        FsEvent = 3,
+        FsPoll = 4,
+        Handle = 5,
+        Idle = 6,
+        NamedPipe = 7,
+        Poll = 8,
+        Prepare = 9,
+        Process = 10,
+        Stream = 11,
+        Tcp = 12,
+        Timer = 13,
+        Tty = 14,
+        Udp = 15,
+        Signal = 16,
+    }
+
+    public enum RunMode
+    {
+        Default = 0,
+        Once = 1,
+        NoWait = 2,
+    }
+
+    // libuv's error codes on Unix are negated errno values.
+    public const int EOF = -4095;
+    public const int EAGAIN = -11;
+    public const int ECANCELED = -125;
+    public const int EBUSY = -16;
+
+    public static nuint LoopSize() => Imports.uv_loop_size();
+
+    public static nuint HandleSize(HandleType type) => Imports.uv_handle_size((int)type);
+
+    public static nuint ReqSize(int type) => Imports.uv_req_size(type);
+
+    public static void LoopInit(IntPtr loop) => ThrowIfError(Imports.uv_loop_init(loop), "uv_loop_init");
+
+    public static int LoopClose(IntPtr loop) => Imports.uv_loop_close(loop);
+
+    public static int Run(IntPtr loop, RunMode mode) => Imports.uv_run(loop, (int)mode);
+
+    public static void Stop(IntPtr loop) => Imports.uv_stop(loop);
+
+    public static ulong Now(IntPtr loop) => Imports.uv_now(loop);
+
+    public static void Walk(IntPtr loop, delegate* unmanaged[Cdecl]<IntPtr, IntPtr, void> callback, IntPtr arg) =>
+        Imports.uv_walk(loop, callback, arg);
+
+    public static void Close(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) => Imports.uv_close(handle, callback);
+
+    public static bool IsClosing(IntPtr handle) => Imports.uv_is_closing(handle) != 0;
+
+    public static HandleType GetHandleType(IntPtr handle) => (HandleType)Imports.uv_handle_get_type(handle);
+
+    public static string HandleTypeName(HandleType type) =>
+        Marshal.PtrToStringUTF8(Imports.uv_handle_type_name((int)type)) ?? type.ToString();
+
+    /// <summary>
+    /// The <c>data</c> field. It is the first member of every handle and of the loop (UV_HANDLE_FIELDS),
+    /// a stable part of libuv 1.x's ABI, so it is read directly instead of through a call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static IntPtr GetData(IntPtr handleOrLoop) => *(IntPtr*)handleOrLoop;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void SetData(IntPtr handleOrLoop, IntPtr data) => *(IntPtr*)handleOrLoop = data;
+
+    public static void AsyncInit(IntPtr loop, IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        ThrowIfError(Imports.uv_async_init(loop, handle, callback), "uv_async_init");
+
+    public static void AsyncSend(IntPtr handle) => ThrowIfError(Imports.uv_async_send(handle), "uv_async_send");
+
+    public static void IdleInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_idle_init(loop, handle), "uv_idle_init");
+
+    public static void IdleStart(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        ThrowIfError(Imports.uv_idle_start(handle, callback), "uv_idle_start");
+
+    public static void IdleStop(IntPtr handle) => Imports.uv_idle_stop(handle);
+
+    public static void PrepareInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_prepare_init(loop, handle), "uv_prepare_init");
+
+    public static void PrepareStart(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        ThrowIfError(Imports.uv_prepare_start(handle, callback), "uv_prepare_start");
+
+    public static void CheckInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_check_init(loop, handle), "uv_check_init");
+
+    public static void CheckStart(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        ThrowIfError(Imports.uv_check_start(handle, callback), "uv_check_start");
+
+    public static void TimerInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_timer_init(loop, handle), "uv_timer_init");
+
+    public static void TimerStart(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback, ulong timeout, ulong repeat) =>
+        ThrowIfError(Imports.uv_timer_start(handle, callback, timeout, repeat), "uv_timer_start");
+
+    public static void TimerStop(IntPtr handle) => Imports.uv_timer_stop(handle);
+
+    public static void Unref(IntPtr handle) => Imports.uv_unref(handle);
+
+    /// <summary>Throws for a negative libuv status. Tiny so it inlines; the throw is out of line.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void ThrowIfError(int status, string operation)
+    {
+        if (status < 0)
+        {
+            ThrowError(status, operation);
+        }
+    }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ThrowError(int status, string operation) => throw CreateException(status, operation);
+
+    /// <summary>
+    /// The exception .NET users already catch for a libuv status: <see cref="SocketException"/> with the
+    /// matching <see cref="SocketError"/> for network errors, <see cref="IOException"/> otherwise.
+    /// </summary>
+    public static Exception CreateException(int status, string operation)
+    {
+        string name = ErrorName(status);
+        string message = $"{operation} failed: {name} ({ErrorMessage(status)})";
+        SocketError? socketError = name switch
+        {
+            "ECONNREFUSED" => SocketError.ConnectionRefused,
+            "EADDRINUSE" => SocketError.AddressAlreadyInUse,
+            "EADDRNOTAVAIL" => SocketError.AddressNotAvailable,
+            "ECONNRESET" => SocketError.ConnectionReset,
+            "ECONNABORTED" => SocketError.ConnectionAborted,
+            "ENETUNREACH" => SocketError.NetworkUnreachable,
+            "EHOSTUNREACH" => SocketError.HostUnreachable,
+            "ETIMEDOUT" => SocketError.TimedOut,
+            "EPIPE" => SocketError.Shutdown,
+            "ENOTCONN" => SocketError.NotConnected,
+            "EAFNOSUPPORT" => SocketError.AddressFamilyNotSupported,
+            "EACCES" => SocketError.AccessDenied,
+            "ECANCELED" => SocketError.OperationAborted,
+            _ => null,
+        };
+        return socketError is { } error ? new SocketException((int)error, message) : new IOException(message);
+    }
+
+    public static string ErrorName(int status) => Marshal.PtrToStringUTF8(Imports.uv_err_name(status)) ?? status.ToString();
+
+    public static string ErrorMessage(int status) => Marshal.PtrToStringUTF8(Imports.uv_strerror(status)) ?? status.ToString();
+
+    private static partial class Imports
+    {
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial nuint uv_loop_size();
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial nuint uv_handle_size(int type);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial nuint uv_req_size(int type);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_loop_init(IntPtr loop);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_loop_close(IntPtr loop);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_run(IntPtr loop, int mode);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_stop(IntPtr loop);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial ulong uv_now(IntPtr loop);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_walk(IntPtr loop, delegate* unmanaged[Cdecl]<IntPtr, IntPtr, void> callback, IntPtr arg);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_close(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_is_closing(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_handle_get_type(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial IntPtr uv_handle_type_name(int type);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_unref(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_async_init(IntPtr loop, IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_async_send(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_idle_init(IntPtr loop, IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_idle_start(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_idle_stop(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_prepare_init(IntPtr loop, IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_prepare_start(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_check_init(IntPtr loop, IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_check_start(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_timer_init(IntPtr loop, IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_timer_start(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback, ulong timeout, ulong repeat);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_timer_stop(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial IntPtr uv_err_name(int status);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial IntPtr uv_strerror(int status);
+    }
+}

@@ -704,11 +704,12 @@ public abstract partial class Loop : IDisposable
     /// </remarks>
     internal void RunReadyBatch()
     {
-        int budget = Math.Min(_ready.Count, _callbacksPerIteration);
-        if (budget == 0)
+        if (_ready.Count == 0)
         {
             return;
         }
+
+        int budget = _callbacksPerIteration;
 
         if (_options.Debug)
         {

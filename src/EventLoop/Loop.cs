@@ -298,8 +298,8 @@ public abstract partial class Loop : IDisposable
 
     /// <summary>
     /// Runs blocking or CPU-bound <paramref name="work"/> on the thread pool and completes the returned
-    /// task on the loop thread (asyncio's <c>run_in_executor</c>), so even continuations that do not
-    /// capture the context resume on the loop.
+    /// task on the loop thread (asyncio's <c>run_in_executor</c>): awaiting it from loop code resumes on the
+    /// loop, and the work's result is published on the loop thread.
     /// </summary>
     public Task<T> RunInExecutor<T>(Func<T> work, CancellationToken cancellationToken = default)
     {

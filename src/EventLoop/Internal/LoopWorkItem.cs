@@ -137,7 +137,11 @@ internal sealed class ObjectCallbackItem : CallbackItem
         t_count = count + 1;
     }
 
-    public override string ToString() => (_callback as Delegate)?.Method.ToString() ?? "(retired callback)";
+    // CallSoon(Action) passes the Action as state to a shared invoker: name the Action then.
+    public override string ToString() =>
+        _value is Delegate inner ? Describe(inner) : _callback is Delegate d ? Describe(d) : "(retired callback)";
+
+    internal static string Describe(Delegate d) => $"{d.Method.DeclaringType?.FullName}.{d.Method.Name}";
 }
 
 /// <summary>
@@ -218,7 +222,7 @@ internal sealed class CallbackItem<TState> : CallbackItem
         pool.Items[pool.Count++] = item;
     }
 
-    public override string ToString() => _callback?.Method.ToString() ?? "(retired callback)";
+    public override string ToString() => _callback is null ? "(retired callback)" : ObjectCallbackItem.Describe(_callback);
 
     private sealed class Pool
     {

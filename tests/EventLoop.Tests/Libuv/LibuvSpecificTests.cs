@@ -1,0 +1,103 @@
+using EventLoop.Libuv;
+using EventLoop.Libuv.Internal;
+using EventLoop.Libuv.Internal.Native;
+
+namespace EventLoop.Tests.Libuv;
+
+/// <summary>What only the libuv policy has: the native library, native handles, the close protocol.</summary>
+public sealed class LibuvSpecificTests : LoopTestBase
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Libuv();
+
+    [Fact]
+    public void A_missing_libuv_says_how_to_install_it()
+    {
+        var error = Assert.Throws<DllNotFoundException>(() => LibuvLibrary.Load(null, ["libuv-that-does-not-exist.so.9"]));
+        Assert.Contains("apt-get install libuv1", error.Message);
+        Assert.Contains("brew install libuv", error.Message);
+        Assert.Contains(LibuvLibrary.PathVariable, error.Message);
+
+        var badPath = Assert.Throws<DllNotFoundException>(() => LibuvLibrary.Load("/nonexistent/libuv.so.1", LibuvLibrary.PlatformNames));
+        Assert.Contains("/nonexistent/libuv.so.1", badPath.Message);
+    }
+
+    [Fact]
+    public void The_installed_libuv_is_version_1_and_new_enough()
+    {
+        string version = LibuvLoopPolicy.LibuvVersion;
+        Assert.StartsWith("1.", version);
+        Assert.True(int.Parse(version.Split('.')[1]) >= 34, version);
+    }
+
+    [Fact]
+    public void A_handle_left_open_is_named_by_the_leak_check_and_still_closed()
+    {
+        var errors = new List<LoopExceptionContext>();
+        LoopOptions options = CreateOptions();
+        options.ExceptionHandler = errors.Add;
+        var loop = (LibuvLoop)CreateLoop(options);
+        loop.RunUntilComplete(() =>
+        {
+            IntPtr timer = loop.NewHandle(Uv.HandleType.Timer);
+            Uv.TimerInit(loop.NativeLoop, timer);
+            loop.Adopt(timer); // opened and never closed: a leak
+            return Task.CompletedTask;
+        });
+        Assert.Equal(["timer"], loop.LeakedHandles);
+        Assert.Contains(errors, e => e.Message.Contains("timer") && e.Message.Contains("still open"));
+        Assert.Equal(0, loop.OpenNativeHandleCount);
+    }
+
+    [Fact]
+    public void Thousands_of_loops_and_their_handles_open_and_close_cleanly()
+    {
+        for (int i = 0; i < 1000; i++)
+        {
+            Loop loop = CreateLoop();
+            Assert.Equal(5, loop.OpenNativeHandleCount);
+            if (i % 2 == 0)
+            {
+                loop.RunUntilComplete(() => Task.CompletedTask);
+            }
+
+            loop.Dispose();
+            Assert.Equal(0, loop.OpenNativeHandleCount);
+        }
+    }
+
+    [Fact]
+    public void A_loop_that_was_never_run_nor_disposed_is_freed_by_the_finalizer()
+    {
+        WeakReference weak = CreateAndDrop();
+        for (int i = 0; i < 5 && weak.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+
+        Assert.False(weak.IsAlive);
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        WeakReference CreateAndDrop() => new(CreateLoop());
+    }
+
+    [Fact]
+    public void A_callback_that_throws_inside_uv_run_reaches_the_handler_and_the_loop_goes_on()
+    {
+        var errors = new List<LoopExceptionContext>();
+        LoopOptions options = CreateOptions();
+        options.ExceptionHandler = errors.Add;
+        int result = RunLoop(async loop =>
+        {
+            for (int i = 0; i < 100; i++)
+            {
+                loop.CallSoon(() => throw new InvalidOperationException("boom"));
+            }
+
+            await loop.DelayAsync(TimeSpan.FromMilliseconds(2)); // through the libuv timer and poll
+            return 1;
+        }, options);
+        Assert.Equal(1, result);
+        Assert.Equal(100, errors.Count);
+    }
+}

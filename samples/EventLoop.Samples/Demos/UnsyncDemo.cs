@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using Spectre.Console;
+
+namespace EventLoop.Samples.Demos;
+
+/// <summary>
+/// The talk's "unsync" mix, done the .NET way: CPU-bound work runs truly in parallel on the thread pool (no
+/// GIL), blocking calls go to <see cref="Loop.RunInExecutor{T}(Func{T}, CancellationToken)"/>, and many small
+/// waits are loop timers, all awaited together from the loop.
+/// </summary>
+internal static class UnsyncDemo
+{
+    public sealed record Result(TimeSpan Concurrent, TimeSpan Sequential);
+
+    public static async Task<Result> RunAsync(Loop loop, IAnsiConsole console, int sleeps = 1000, int cpuWork = 3_000_000, int blockingMs = 200)
+    {
+        console.MarkupLine($"[bold yellow]Unsync[/]: CPU-bound, blocking and async work together on the {loop.PolicyName} loop");
+        var timings = new List<(string Name, TimeSpan Took)>();
+
+        async Task Timed(string name, Func<Task> work)
+        {
+            var watch = Stopwatch.StartNew();
+            await work();
+            timings.Add((name, watch.Elapsed));
+            console.MarkupLine($"  [green]done[/] {Markup.Escape(name)} in {watch.Elapsed.TotalSeconds:F2} s");
+        }
+
+        var all = Stopwatch.StartNew();
+        var tasks = new List<Task>();
+        for (int i = 1; i <= 3; i++)
+        {
+            int n = i;
+            tasks.Add(Timed($"CPU-bound computation {n} (thread pool)", () => Task.Run(() => Compute(cpuWork))));
+        }
+
+        for (int i = 1; i <= 2; i++)
+        {
+            int n = i;
+            tasks.Add(Timed($"blocking call {n} ({blockingMs} ms, via RunInExecutor)", () => loop.RunInExecutor(() => Thread.Sleep(blockingMs))));
+        }
+
+        for (int i = 1; i <= 4; i++)
+        {
+            int n = i;
+            tasks.Add(Timed($"{sleeps:N0} x 1 ms loop sleeps ({n})", async () =>
+            {
+                for (int s = 0; s < sleeps; s++)
+                {
+                    await loop.DelayAsync(TimeSpan.FromMilliseconds(1));
+                }
+            }));
+        }
+
+        await Task.WhenAll(tasks);
+        TimeSpan concurrent = all.Elapsed;
+        var sequential = TimeSpan.FromTicks(timings.Sum(t => t.Took.Ticks));
+        console.MarkupLine($"[bold]All done in {concurrent.TotalSeconds:F2} sec; the same work one after another: {sequential.TotalSeconds:F2} sec[/]");
+        return new Result(concurrent, sequential);
+    }
+
+    private static double Compute(int iterations)
+    {
+        double sum = 0;
+        for (int i = 1; i < iterations; i++)
+        {
+            sum += Math.Sqrt(i) * Math.Sin(i);
+        }
+
+        return sum;
+    }
+}

@@ -423,11 +423,13 @@ internal sealed unsafe class LibuvLoop : Loop
         }
     }
 
-    // ------------------------------------------------------------ TCP (issue 4, not yet on libuv)
+    // ------------------------------------------------------------ TCP
+    // Interim: the socket transport of the core, whose completions reach this loop through the inject queue
+    // and uv_async_send. The uv_tcp transport (reads into pinned pipe memory, uv_try_write) is not written yet.
 
     private protected override ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        throw new NotSupportedException("TCP on the libuv loop is not implemented yet.");
+        new(EventLoop.Transports.Sockets.SocketListener.Listen(this, endpoint, options));
 
     private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        throw new NotSupportedException("TCP on the libuv loop is not implemented yet.");
+        EventLoop.Transports.Sockets.SocketListener.ConnectAsync(this, endpoint, options, cancellationToken);
 }

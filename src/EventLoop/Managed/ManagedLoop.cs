@@ -44,10 +44,9 @@ internal sealed class ManagedLoop : Loop
 
     private protected override void CloseBackend() => _wake.Dispose();
 
-    // TODO(issue 4): managed TCP transport over System.Net.Sockets.
     private protected override ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        throw new NotImplementedException("TCP on the managed loop is not implemented yet (issue 4).");
+        new(Transports.Sockets.SocketListener.Listen(this, endpoint, options));
 
     private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        throw new NotImplementedException("TCP on the managed loop is not implemented yet (issue 4).");
+        Transports.Sockets.SocketListener.ConnectAsync(this, endpoint, options, cancellationToken);
 }

@@ -176,6 +176,15 @@ public abstract partial class Loop : IDisposable
     {
         ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
+        if (!typeof(TState).IsValueType)
+        {
+            // The hot path: the delegate and its state go straight into the ready queue, and the handle is the
+            // entry's position in FIFO order, so nothing is allocated, pooled or retired.
+            long index = _ready.NextIndex;
+            _ready.Enqueue(callback, Unsafe.As<TState, object?>(ref state));
+            return new LoopHandle(this, index);
+        }
+
         CallbackItem item = RentItem(callback, state);
         int version = item.Version;
         _ready.Enqueue(item, null);
@@ -727,6 +736,11 @@ public abstract partial class Loop : IDisposable
                 {
                     budget--;
                     ReadyEntry entry = _ready.Dequeue();
+                    if (_cancelledReady is not null && IsCancelledEntry())
+                    {
+                        continue;
+                    }
+
                     Invoke(entry.Callback, entry.State);
                 }
 
@@ -749,6 +763,11 @@ public abstract partial class Loop : IDisposable
         {
             budget--;
             ReadyEntry entry = _ready.Dequeue();
+            if (_cancelledReady is not null && IsCancelledEntry())
+            {
+                continue;
+            }
+
             string? name = null;
             long start = Stopwatch.GetTimestamp();
             try
@@ -775,7 +794,8 @@ public abstract partial class Loop : IDisposable
     private static string DescribeCallback(object callback, object? state) => callback switch
     {
         SendOrPostCallback when state is not null => DescribeContinuation(state),
-        Delegate d => $"{d.Method.DeclaringType?.Name}.{d.Method.Name}",
+        Action<Action> when state is Action action => ObjectCallbackItem.Describe(action), // CallSoon(Action)
+        Delegate d => ObjectCallbackItem.Describe(d),
         Task t => $"Task {t.Id}",
         _ => callback.ToString() ?? callback.GetType().Name,
     };
@@ -790,6 +810,36 @@ public abstract partial class Loop : IDisposable
         }
 
         return state.ToString() ?? state.GetType().Name;
+    }
+
+    // Ready-queue handles (CallSoon with reference-type state): cancelled positions wait here until reached.
+    private HashSet<long>? _cancelledReady;
+
+    /// <summary>Whether the entry just dequeued was cancelled through its handle (and forgets it).</summary>
+    private bool IsCancelledEntry()
+    {
+        bool cancelled = _cancelledReady!.Remove(_ready.Dequeued - 1);
+        if (_cancelledReady.Count == 0)
+        {
+            _cancelledReady = null;
+        }
+
+        return cancelled;
+    }
+
+    internal bool IsReadyIndexPending(long index) => index >= _ready.Dequeued && !(_cancelledReady?.Contains(index) ?? false);
+
+    internal bool IsReadyIndexCancelled(long index) => index >= _ready.Dequeued && (_cancelledReady?.Contains(index) ?? false);
+
+    internal bool CancelReadyIndex(long index)
+    {
+        CheckLoopThreadOrClosed();
+        if (index < _ready.Dequeued || _state == (int)LoopState.Closed)
+        {
+            return false; // already ran (or the loop is gone)
+        }
+
+        return (_cancelledReady ??= new HashSet<long>()).Add(index);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -15,6 +15,7 @@ public readonly struct LoopHandle : IEquatable<LoopHandle>
     private readonly int _version;
     private readonly Loop? _loop;
     private readonly bool _isTimer;
+    private readonly long _readyPosition; // ready-queue index + 1 for handles without an item; 0 in default handles
 
     internal LoopHandle(Loop loop, CallbackItem item, int version, bool isTimer)
     {
@@ -24,11 +25,17 @@ public readonly struct LoopHandle : IEquatable<LoopHandle>
         _isTimer = isTimer;
     }
 
-    /// <summary>True while the callback is scheduled and neither run nor cancelled. Read it on the loop thread.</summary>
-    public bool IsPending => _item is not null && _item.IsPending(_version);
+    internal LoopHandle(Loop loop, long readyIndex)
+    {
+        _loop = loop;
+        _readyPosition = readyIndex + 1;
+    }
 
-    /// <summary>True if <see cref="Cancel"/> stopped this callback from running.</summary>
-    public bool IsCancelled => _item is not null && _item.IsCancelled(_version);
+    /// <summary>True while the callback is scheduled and neither run nor cancelled. Read it on the loop thread.</summary>
+    public bool IsPending => _item is not null ? _item.IsPending(_version) : _readyPosition > 0 && _loop!.IsReadyIndexPending(_readyPosition - 1);
+
+    /// <summary>True if <see cref="Cancel"/> stopped this callback and the loop has not yet passed over it.</summary>
+    public bool IsCancelled => _item is not null ? _item.IsCancelled(_version) : _readyPosition > 0 && _loop!.IsReadyIndexCancelled(_readyPosition - 1);
 
     /// <summary>
     /// Cancels the callback if it has not run yet; any number of times. Loop-affine, as asyncio's
@@ -40,7 +47,7 @@ public readonly struct LoopHandle : IEquatable<LoopHandle>
     {
         if (_item is null)
         {
-            return false;
+            return _readyPosition > 0 && _loop!.CancelReadyIndex(_readyPosition - 1);
         }
 
         _loop!.CheckLoopThreadOrClosed();
@@ -58,13 +65,14 @@ public readonly struct LoopHandle : IEquatable<LoopHandle>
     }
 
     /// <inheritdoc />
-    public bool Equals(LoopHandle other) => ReferenceEquals(_item, other._item) && _version == other._version;
+    public bool Equals(LoopHandle other) =>
+        ReferenceEquals(_loop, other._loop) && ReferenceEquals(_item, other._item) && _version == other._version && _readyPosition == other._readyPosition;
 
     /// <inheritdoc />
     public override bool Equals(object? obj) => obj is LoopHandle other && Equals(other);
 
     /// <inheritdoc />
-    public override int GetHashCode() => HashCode.Combine(_item, _version);
+    public override int GetHashCode() => HashCode.Combine(_item, _version, _readyPosition);
 
     /// <summary>Compares two handles.</summary>
     public static bool operator ==(LoopHandle left, LoopHandle right) => left.Equals(right);

@@ -23,6 +23,7 @@ internal struct ReadyQueue
     private ReadyEntry[] _items;
     private int _head;
     private int _count;
+    private long _dequeued; // entries ever dequeued: the i-th entry enqueued is the i-th dequeued (FIFO)
 
     public ReadyQueue(int capacity)
     {
@@ -32,6 +33,12 @@ internal struct ReadyQueue
     }
 
     public readonly int Count => _count;
+
+    /// <summary>How many entries were ever dequeued; an entry's index is <see cref="NextIndex"/> when it was enqueued.</summary>
+    public readonly long Dequeued => _dequeued;
+
+    /// <summary>The index the next enqueued entry gets.</summary>
+    public readonly long NextIndex => _dequeued + _count;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Enqueue(object callback, object? state)
@@ -63,12 +70,14 @@ internal struct ReadyQueue
         head++;
         _head = head == items.Length ? 0 : head;
         _count--;
+        _dequeued++;
         return entry;
     }
 
     public void Clear()
     {
         Array.Clear(_items);
+        _dequeued += _count;
         _head = 0;
         _count = 0;
     }

@@ -48,6 +48,34 @@ producerConsumer.SetAction(parse =>
 var unsync = new Command("unsync", "CPU-bound work on the thread pool, blocking calls in the executor and loop sleeps, all at once.");
 unsync.SetAction(parse => Run(parse.GetValue(loopOption)!, loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console)));
 
+var hostOption = new Option<string>("--host") { Description = "Address to listen on.", DefaultValueFactory = _ => "127.0.0.1" };
+var portOption = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8888 };
+var echoServer = new Command("echo-server", "A TCP echo server on the loop; prints the address it listens on and serves until Ctrl+C.");
+echoServer.Options.Add(hostOption);
+echoServer.Options.Add(portOption);
+echoServer.SetAction(parse =>
+{
+    if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
+    {
+        AnsiConsole.MarkupLine($"[red]--host must be an IP address, not '{Markup.Escape(parse.GetValue(hostOption) ?? "")}'.[/]");
+        return 2;
+    }
+
+    int port = parse.GetValue(portOption);
+    if (port is < 0 or > 65535)
+    {
+        AnsiConsole.MarkupLine("[red]--port must be between 0 and 65535.[/]");
+        return 2;
+    }
+
+    using var stop = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+    using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+        System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
+    return Run(parse.GetValue(loopOption)!, loop => EchoServer.RunAsync(loop, host, port, AnsiConsole.Console, stop.Token));
+});
+
+root.Subcommands.Add(echoServer);
 root.Subcommands.Add(generator);
 root.Subcommands.Add(producerConsumer);
 root.Subcommands.Add(unsync);

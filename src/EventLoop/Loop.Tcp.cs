@@ -9,6 +9,7 @@ public abstract partial class Loop
     /// <see cref="ConnectionListener.LocalEndPoint"/>).
     /// </summary>
     /// <exception cref="System.Net.Sockets.SocketException">The address is in use (<c>SocketError.AddressAlreadyInUse</c>) or not available.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (thrown at once, naming it).</exception>
     public ValueTask<ConnectionListener> ListenTcpAsync(EndPoint endpoint, TcpOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
@@ -18,11 +19,12 @@ public abstract partial class Loop
             return ValueTask.FromCanceled<ConnectionListener>(cancellationToken);
         }
 
-        return ListenTcpCoreAsync(endpoint, options ?? TcpOptions.Default, cancellationToken);
+        return ListenTcpCoreAsync(endpoint, options?.Validate() ?? TcpOptions.Default, cancellationToken);
     }
 
     /// <summary>Opens a TCP connection to <paramref name="endpoint"/>.</summary>
     /// <exception cref="System.Net.Sockets.SocketException">The connection was refused (<c>SocketError.ConnectionRefused</c>) or the host is unreachable.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (thrown at once, naming it).</exception>
     public ValueTask<Connection> ConnectTcpAsync(EndPoint endpoint, TcpOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
@@ -32,7 +34,7 @@ public abstract partial class Loop
             return ValueTask.FromCanceled<Connection>(cancellationToken);
         }
 
-        return ConnectTcpCoreAsync(endpoint, options ?? TcpOptions.Default, cancellationToken);
+        return ConnectTcpCoreAsync(endpoint, options?.Validate() ?? TcpOptions.Default, cancellationToken);
     }
 
     /// <summary>The policy's listener. Called on the loop thread with arguments checked.</summary>

@@ -50,6 +50,7 @@ public abstract partial class Loop : IDisposable
     private CancellationTokenSource? _shutdownCts;
     private ShutdownNode? _shutdownHead;
     private Action<LoopExceptionContext>? _exceptionHandler;
+    private bool _resourcesClosed;
 
     private enum LoopState
     {
@@ -520,6 +521,7 @@ public abstract partial class Loop : IDisposable
 
         // Close what holds resources (listeners, connections), then let their completions run.
         CloseResources();
+        _resourcesClosed = true;
         Drain();
         _timers.Clear();
         try
@@ -540,16 +542,33 @@ public abstract partial class Loop : IDisposable
     /// <summary>Runs ready work until none is left (bounded, so a callback that keeps rescheduling itself cannot hang shutdown).</summary>
     private void Drain()
     {
+        long deadline = 0;
         for (int round = 0; round < 10_000; round++)
         {
             MoveInjected();
             if (_ready.Count == 0)
             {
-                if (!DrainBackendOnce())
+                if (DrainBackendOnce())
                 {
+                    continue;
+                }
+
+                if (PendingIo <= 0 || !_resourcesClosed)
+                {
+                    return; // before resources are closed, open sockets owe nothing
+                }
+
+                // Closed sockets still owe us their completions (they arrive from other threads): wait for
+                // them, bounded, so every pump and accept ends on the loop before it closes.
+                long now = Stopwatch.GetTimestamp();
+                deadline = deadline == 0 ? now + (5 * Stopwatch.Frequency) : deadline;
+                if (now > deadline)
+                {
+                    WriteLog($"EventLoop: {PendingIo} I/O operation(s) did not complete within 5 s of shutdown.");
                     return;
                 }
 
+                WaitForPostsDuringShutdown(20);
                 continue;
             }
 
@@ -588,6 +607,12 @@ public abstract partial class Loop : IDisposable
     /// <summary>Closes every native handle and the backend itself. Called once, on the loop thread (or from Dispose of a loop that never ran).</summary>
     private protected abstract void CloseBackend();
 
+    /// <summary>I/O operations started on this loop whose completion has not yet been posted back. Loop thread only.</summary>
+    internal int PendingIo { get; set; }
+
+    /// <summary>During shutdown: blocks up to <paramref name="milliseconds"/> for a post from another thread.</summary>
+    private protected abstract void WaitForPostsDuringShutdown(int milliseconds);
+
     /// <summary>During shutdown, lets the backend process pending I/O completions once; returns true if anything happened.</summary>
     private protected virtual bool DrainBackendOnce() => false;
 
@@ -603,8 +628,11 @@ public abstract partial class Loop : IDisposable
 
     internal int TimerCount => _timers.Count;
 
-    /// <summary>Native handles and requests still open (always 0 on the managed loop). Used by leak checks.</summary>
-    internal virtual int OpenNativeHandleCount => 0;
+    /// <summary>Native handles and sockets still open. Used by leak checks.</summary>
+    internal virtual int OpenNativeHandleCount => OpenSocketCount;
+
+    /// <summary>Sockets (listeners, connections) the socket transport has open on this loop. Loop thread only.</summary>
+    internal int OpenSocketCount { get; set; }
 
     /// <summary>Steps 1 and 2 of an iteration: due timers, then other threads' posts, into the ready queue.</summary>
     internal void MoveDueTimersAndInjected()

@@ -82,7 +82,7 @@ internal sealed unsafe class LibuvLoop : Loop
 
     public override string PolicyName => "libuv";
 
-    internal override int OpenNativeHandleCount => _nativeClosed ? 0 : _state->OpenHandles;
+    internal override int OpenNativeHandleCount => OpenSocketCount + (_nativeClosed ? 0 : _state->OpenHandles);
 
     /// <summary>Handles left open at close, by type name, from the last leak check (empty when none).</summary>
     internal IReadOnlyList<string> LeakedHandles { get; private set; } = [];
@@ -141,6 +141,30 @@ internal sealed unsafe class LibuvLoop : Loop
     }
 
     private protected override void CloseBackend() => CloseNative(reportLeaks: true);
+
+    private protected override void WaitForPostsDuringShutdown(int milliseconds)
+    {
+        if (_nativeClosed || !PrepareToSleep())
+        {
+            return;
+        }
+
+        // One libuv iteration that blocks until a post (uv_async_send) or the timer, whichever comes first.
+        EnsureSelfHandle();
+        SetIdle(false);
+        Uv.TimerStart(_timer, &OnTimer, (ulong)milliseconds, 0);
+        _draining = true;
+        try
+        {
+            Uv.Run(_loop, Uv.RunMode.Once);
+        }
+        finally
+        {
+            _draining = false;
+            Uv.TimerStop(_timer);
+            AfterSleep();
+        }
+    }
 
     private void EnsureSelfHandle()
     {

@@ -42,6 +42,16 @@ internal sealed class ManagedLoop : Loop
 
     private protected override void WakeBackend() => _wake.Set();
 
+    private protected override void WaitForPostsDuringShutdown(int milliseconds)
+    {
+        if (PrepareToSleep())
+        {
+            _wake.Wait(milliseconds);
+            _wake.Reset();
+            AfterSleep();
+        }
+    }
+
     private protected override void CloseBackend() => _wake.Dispose();
 
     private protected override ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>

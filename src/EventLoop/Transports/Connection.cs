@@ -10,7 +10,9 @@ namespace EventLoop;
 /// <remarks>
 /// Completing <see cref="Output"/> (or <see cref="ShutdownSendAsync"/>) sends what is buffered and then
 /// half-closes: the peer sees end of stream and can still send. <see cref="DisposeAsync"/> closes gracefully;
-/// <see cref="Abort"/> resets the connection at once.
+/// <see cref="Abort"/> resets the connection at once. Errors reach the pipes as <see cref="IOException"/>s:
+/// <see cref="ConnectionResetException"/> when the peer reset the connection, <see cref="ConnectionAbortedException"/>
+/// after <see cref="Abort"/>. A connection that is still open when its loop shuts down is closed by the loop.
 /// </remarks>
 public abstract class Connection : IDuplexPipe, IAsyncDisposable
 {
@@ -26,7 +28,10 @@ public abstract class Connection : IDuplexPipe, IAsyncDisposable
     /// <summary>The peer's address.</summary>
     public abstract EndPoint? RemoteEndPoint { get; }
 
-    /// <summary>Cancelled when the connection has closed (by either side, or by an error).</summary>
+    /// <summary>
+    /// Cancelled on the loop thread when the connection stops receiving: the peer closed its side (end of
+    /// stream), the connection failed (reset), or it was aborted or disposed here.
+    /// </summary>
     public abstract CancellationToken ConnectionClosed { get; }
 
     /// <summary>
@@ -35,7 +40,10 @@ public abstract class Connection : IDuplexPipe, IAsyncDisposable
     /// </summary>
     public abstract ValueTask ShutdownSendAsync(CancellationToken cancellationToken = default);
 
-    /// <summary>Closes the connection at once (a TCP RST); pending reads and writes fail with <paramref name="reason"/>.</summary>
+    /// <summary>
+    /// Closes the connection at once (a TCP RST); pending and later reads and flushes fail with
+    /// <paramref name="reason"/>, by default a <see cref="ConnectionAbortedException"/>. Safe from any thread.
+    /// </summary>
     public abstract void Abort(Exception? reason = null);
 
     /// <summary>Closes gracefully: flushes what was written, closes both directions, frees the socket.</summary>

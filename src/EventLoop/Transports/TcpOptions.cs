@@ -34,4 +34,35 @@ public sealed class TcpOptions
     public long OutputResumeThreshold { get; set; } = 512 * 1024;
 
     internal static readonly TcpOptions Default = new();
+
+    /// <summary>Checks the values before a listener or connection uses them.</summary>
+    internal TcpOptions Validate()
+    {
+        if (Backlog <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Backlog), Backlog, "The backlog must be positive.");
+        }
+
+        if (KeepAlive && KeepAliveDelay <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(KeepAliveDelay), KeepAliveDelay, "The keep-alive delay must be positive.");
+        }
+
+        CheckThresholds(InputPauseThreshold, InputResumeThreshold, nameof(InputPauseThreshold), nameof(InputResumeThreshold));
+        CheckThresholds(OutputPauseThreshold, OutputResumeThreshold, nameof(OutputPauseThreshold), nameof(OutputResumeThreshold));
+        return this;
+    }
+
+    private static void CheckThresholds(long pause, long resume, string pauseName, string resumeName)
+    {
+        if (pause < 0)
+        {
+            throw new ArgumentOutOfRangeException(pauseName, pause, "The pause threshold must not be negative (0 means never pause).");
+        }
+
+        if (resume < 0 || (pause > 0 && resume > pause))
+        {
+            throw new ArgumentOutOfRangeException(resumeName, resume, $"The resume threshold must be between 0 and {pauseName} ({pause}).");
+        }
+    }
 }

@@ -7,327 +7,416 @@ using System.Text;
 
 namespace EventLoop.Tests.Tcp;
 
+/// <summary>
+/// TCP through <see cref="Connection"/> pipes, written once for every loop policy (issue 4). Peers are the
+/// loop's own connections, or plain blocking sockets on the thread pool where the test needs a peer that
+/// is outside the loop. Everything binds 127.0.0.1 with port 0.
+/// </summary>
 public abstract class TcpTests : LoopTestBase
 {
-    private static readonly IPEndPoint AnyLoopbackPort = new(IPAddress.Loopback, 0);
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
-    /// <summary>Serves an echo on every accepted connection until the listener is disposed.</summary>
-    private static async Task ServeEchoAsync(ConnectionListener listener)
-    {
-        var connections = new List<Task>();
-        await foreach (Connection connection in listener)
-        {
-            connections.Add(EchoAsync(connection));
-        }
+    private static IPEndPoint AnyLoopbackPort => new(IPAddress.Loopback, 0);
 
-        await Task.WhenAll(connections);
-    }
+    // ------------------------------------------------------------------ helpers
 
+    /// <summary>Echoes everything until the peer's end of stream, then half-closes.</summary>
     private static async Task EchoAsync(Connection connection)
     {
-        await using (connection)
+        try
         {
-            try
+            while (true)
             {
-                await connection.Input.CopyToAsync(connection.Output);
+                ReadResult result = await connection.Input.ReadAsync();
+                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                {
+                    connection.Output.Write(segment.Span);
+                }
+
+                connection.Input.AdvanceTo(result.Buffer.End);
+                FlushResult flush = await connection.Output.FlushAsync();
+                if (result.IsCompleted || flush.IsCompleted)
+                {
+                    break;
+                }
             }
-            catch (IOException)
-            {
-                // A client that resets is not the server's failure.
-            }
+        }
+        finally
+        {
+            await connection.DisposeAsync();
         }
     }
 
-    private static async Task<byte[]> ReadExactlyAsync(PipeReader reader, int count)
+    /// <summary>Accepts and echoes every connection until the listener is disposed.</summary>
+    private static async Task ServeEchoAsync(ConnectionListener listener, List<Task>? handlers = null)
     {
-        ReadResult result = await reader.ReadAtLeastAsync(count);
-        if (result.Buffer.Length < count)
+        await foreach (Connection connection in listener)
         {
-            throw new EndOfStreamException($"wanted {count} bytes, got {result.Buffer.Length}");
+            Task handler = EchoAsync(connection);
+            handlers?.Add(handler);
         }
-
-        byte[] bytes = result.Buffer.Slice(0, count).ToArray();
-        reader.AdvanceTo(result.Buffer.GetPosition(count));
-        return bytes;
     }
+
+    private static async Task<byte[]> ReadExactlyAsync(PipeReader reader, int count, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            ReadResult result = await reader.ReadAsync(cancellationToken);
+            if (result.Buffer.Length >= count)
+            {
+                byte[] bytes = result.Buffer.Slice(0, count).ToArray();
+                reader.AdvanceTo(result.Buffer.GetPosition(count));
+                return bytes;
+            }
+
+            if (result.IsCompleted)
+            {
+                throw new EndOfStreamException($"Expected {count} bytes, the stream ended after {result.Buffer.Length}.");
+            }
+
+            reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+    }
+
+    /// <summary>Reads to the end of stream and returns how many bytes came.</summary>
+    private static async Task<long> ReadToEndAsync(PipeReader reader, IncrementalHash? hash = null)
+    {
+        long total = 0;
+        while (true)
+        {
+            ReadResult result = await reader.ReadAsync();
+            foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+            {
+                hash?.AppendData(segment.Span);
+            }
+
+            total += result.Buffer.Length;
+            reader.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                return total;
+            }
+        }
+    }
+
+    private static Task WhenCancelled(CancellationToken token)
+    {
+        var completion = new TaskCompletionSource();
+        token.Register(static s => ((TaskCompletionSource)s!).TrySetResult(), completion);
+        return completion.Task;
+    }
+
+    private static async Task WriteAsync(Connection connection, byte[] bytes)
+    {
+        FlushResult flush = await connection.Output.WriteAsync(bytes);
+        Assert.False(flush.IsCanceled);
+    }
+
+    // ------------------------------------------------------------------ echo
 
     [Fact]
-    public void Small_messages_echo_and_endpoints_are_reported()
+    public void Echo_of_small_messages_round_trips_each_message_and_names_both_ends()
     {
         RunLoop(async loop =>
         {
             await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-            Task server = ServeEchoAsync(listener);
-            await using (Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint))
+            var endpoint = (IPEndPoint)listener.LocalEndPoint;
+            Assert.Equal(IPAddress.Loopback, endpoint.Address);
+            Assert.NotEqual(0, endpoint.Port);
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            Connection client = await loop.ConnectTcpAsync(endpoint);
+            Connection server = await accept.WaitAsync(Timeout);
+            Assert.Equal(client.LocalEndPoint, server.RemoteEndPoint);
+            Assert.Equal(server.LocalEndPoint, client.RemoteEndPoint);
+            Task echo = EchoAsync(server);
+
+            int loopThread = Environment.CurrentManagedThreadId;
+            for (int i = 0; i < 200; i++)
             {
-                Assert.Equal(listener.LocalEndPoint, client.RemoteEndPoint);
-                for (int i = 0; i < 100; i++)
-                {
-                    byte[] message = Encoding.UTF8.GetBytes($"hello {i}");
-                    await client.Output.WriteAsync(message);
-                    Assert.Equal(message, await ReadExactlyAsync(client.Input, message.Length));
-                }
+                byte[] message = Encoding.ASCII.GetBytes($"message {i:D4}");
+                await WriteAsync(client, message);
+                byte[] reply = await ReadExactlyAsync(client.Input, message.Length).WaitAsync(Timeout);
+                Assert.Equal(message, reply);
+                Assert.Equal(loopThread, Environment.CurrentManagedThreadId);
             }
 
-            await listener.DisposeAsync();
-            await server;
+            await client.ShutdownSendAsync();
+            Assert.Equal(0, await ReadToEndAsync(client.Input).WaitAsync(Timeout));
+            await echo.WaitAsync(Timeout);
+            await client.DisposeAsync();
         });
     }
 
     [Fact]
-    public void A_16_MiB_payload_echoes_intact()
+    public void Echo_of_a_16_MiB_payload_arrives_whole_with_the_same_checksum()
     {
         RunLoop(async loop =>
         {
             await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-            Task server = ServeEchoAsync(listener);
+            var handlers = new List<Task>();
+            Task serve = ServeEchoAsync(listener, handlers);
+            await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+
             byte[] payload = new byte[16 * 1024 * 1024];
-            new Random(7).NextBytes(payload);
-            await using (Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint))
-            {
-                Task send = Send();
-                byte[] echoed = await ReadExactlyAsync(client.Input, payload.Length);
-                await send;
-                Assert.Equal(SHA256.HashData(payload), SHA256.HashData(echoed));
+            new Random(42).NextBytes(payload);
+            byte[] expected = SHA256.HashData(payload);
 
-                async Task Send()
-                {
-                    for (int offset = 0; offset < payload.Length; offset += 64 * 1024)
-                    {
-                        await client.Output.WriteAsync(payload.AsMemory(offset, 64 * 1024));
-                    }
-                }
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            Task<long> reading = ReadToEndAsync(client.Input, hash);
+            for (int offset = 0; offset < payload.Length; offset += 100_000)
+            {
+                int size = Math.Min(100_000, payload.Length - offset);
+                await client.Output.WriteAsync(payload.AsMemory(offset, size));
             }
 
+            await client.ShutdownSendAsync().AsTask().WaitAsync(Timeout);
+            Assert.Equal(payload.Length, await reading.WaitAsync(Timeout));
+            Assert.Equal(expected, hash.GetHashAndReset());
             await listener.DisposeAsync();
-            await server;
+            await serve.WaitAsync(Timeout);
+            await Task.WhenAll(handlers).WaitAsync(Timeout);
         });
     }
 
     [Fact]
-    public void A_thousand_concurrent_connections_each_get_their_own_replies()
+    public void A_thousand_concurrent_connections_each_exchange_their_own_data()
     {
         RunLoop(async loop =>
         {
             await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, new TcpOptions { Backlog = 1024 });
-            Task server = ServeEchoAsync(listener);
-            var clients = Enumerable.Range(0, 1000).Select(async i =>
+            var handlers = new List<Task>();
+            Task serve = ServeEchoAsync(listener, handlers);
+            var clients = new Connection[1000];
+            for (int i = 0; i < clients.Length; i++)
             {
-                await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+                clients[i] = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+            }
+
+            // All open at once; now every one talks.
+            await Task.WhenAll(clients.Select(async (client, i) =>
+            {
                 for (int round = 0; round < 3; round++)
                 {
-                    byte[] message = Encoding.UTF8.GetBytes($"client {i} round {round};");
-                    await client.Output.WriteAsync(message);
+                    byte[] message = Encoding.ASCII.GetBytes($"client {i:D4} round {round}");
+                    await WriteAsync(client, message);
                     Assert.Equal(message, await ReadExactlyAsync(client.Input, message.Length));
                 }
-            }).ToList();
-            await Task.WhenAll(clients);
+
+                await client.DisposeAsync();
+            })).WaitAsync(Timeout);
+
             await listener.DisposeAsync();
-            await server;
+            await serve.WaitAsync(Timeout);
+            await Task.WhenAll(handlers).WaitAsync(Timeout);
+            Assert.Equal(1000, handlers.Count);
         });
     }
 
     [Fact]
-    public void A_storm_of_short_lived_connections_never_crosses_replies()
+    public void A_storm_of_ten_thousand_short_lived_connections_each_gets_its_own_reply()
     {
         RunLoop(async loop =>
         {
             await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, new TcpOptions { Backlog = 1024 });
-            Task server = ServeEchoAsync(listener);
-            var gate = new AsyncSemaphore(200);
-            int crossed = 0;
-            var storm = Enumerable.Range(0, 10_000).Select(async i =>
+            var handlers = new List<Task>();
+            Task serve = ServeEchoAsync(listener, handlers);
+            const int Total = 10_000;
+            const int AtOnce = 200;
+            int next = 0;
+            int verified = 0;
+
+            // AtOnce workers, each opening connection after connection: descriptors are reused all the time.
+            async Task WorkerAsync()
             {
-                await gate.WaitAsync();
-                try
+                while (next < Total)
                 {
-                    await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
-                    byte[] message = Encoding.UTF8.GetBytes($"<{i}:{Guid.NewGuid()}>");
-                    await client.Output.WriteAsync(message);
-                    byte[] reply = await ReadExactlyAsync(client.Input, message.Length);
-                    if (!message.AsSpan().SequenceEqual(reply))
+                    int id = next++;
+                    byte[] payload = Encoding.ASCII.GetBytes($"connection {id:D5} payload {id * 7919 % 100_003:D6}");
+                    Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+                    try
                     {
-                        crossed++;
+                        await WriteAsync(client, payload);
+                        await client.ShutdownSendAsync();
+                        byte[] reply = await ReadExactlyAsync(client.Input, payload.Length);
+                        Assert.Equal(payload, reply);
+                        Assert.Equal(0, await ReadToEndAsync(client.Input)); // nothing of anyone else's after it
+                        verified++;
+                    }
+                    finally
+                    {
+                        await client.DisposeAsync();
                     }
                 }
-                finally
-                {
-                    gate.Release();
-                }
-            }).ToList();
-            await Task.WhenAll(storm);
-            Assert.Equal(0, crossed);
+            }
+
+            await Task.WhenAll(Enumerable.Range(0, AtOnce).Select(_ => WorkerAsync())).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(Total, verified);
             await listener.DisposeAsync();
-            await server;
+            await serve.WaitAsync(Timeout);
+            await Task.WhenAll(handlers).WaitAsync(Timeout);
         });
     }
 
+    // ------------------------------------------------------------------ closing
+
     [Fact]
-    public void Half_close_lets_the_peer_see_end_of_stream_and_still_answer()
+    public void Half_close_lets_the_peer_see_end_of_stream_and_still_send()
     {
         RunLoop(async loop =>
         {
             await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-            Task server = Server();
-            await using (Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint))
-            {
-                await client.Output.WriteAsync(Encoding.UTF8.GetBytes("question"));
-                await client.ShutdownSendAsync();
-                ReadResult answer;
-                do
-                {
-                    answer = await client.Input.ReadAsync();
-                    client.Input.AdvanceTo(answer.Buffer.Start, answer.Buffer.End);
-                }
-                while (!answer.IsCompleted);
-                Assert.Equal("heard 8 bytes", Encoding.UTF8.GetString(answer.Buffer.ToArray()));
-            }
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+            await using Connection server = await accept.WaitAsync(Timeout);
 
-            await server;
+            await WriteAsync(client, "question"u8.ToArray());
+            await client.ShutdownSendAsync();
 
-            async Task Server()
+            // The server reads the question and then the end of stream...
+            Assert.Equal("question"u8.ToArray(), await ReadExactlyAsync(server.Input, 8).WaitAsync(Timeout));
+            Assert.Equal(0, await ReadToEndAsync(server.Input).WaitAsync(Timeout));
+            await WhenCancelled(server.ConnectionClosed).WaitAsync(Timeout);
+
+            // ...and can still answer over the open half.
+            await WriteAsync(server, "answer"u8.ToArray());
+            await server.ShutdownSendAsync();
+            Assert.Equal("answer"u8.ToArray(), await ReadExactlyAsync(client.Input, 6).WaitAsync(Timeout));
+            Assert.Equal(0, await ReadToEndAsync(client.Input).WaitAsync(Timeout));
+        });
+    }
+
+    [Fact]
+    public void Peer_reset_mid_read_fails_the_read_with_an_IOException()
+    {
+        RunLoop(async loop =>
+        {
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+            await using Connection server = await accept.WaitAsync(Timeout);
+
+            await WriteAsync(client, "partial"u8.ToArray());
+            Assert.Equal("partial"u8.ToArray(), await ReadExactlyAsync(server.Input, 7).WaitAsync(Timeout));
+            ValueTask<ReadResult> pending = server.Input.ReadAsync(); // waiting for more when the reset comes
+            client.Abort();
+
+            await Assert.ThrowsAnyAsync<IOException>(async () => await pending.AsTask().WaitAsync(Timeout));
+            Assert.True(server.ConnectionClosed.IsCancellationRequested);
+            // The aborting side's own pipes fail with the abort.
+            await Assert.ThrowsAsync<ConnectionAbortedException>(() => client.Input.ReadAsync().AsTask().WaitAsync(Timeout));
+            await client.DisposeAsync();
+        });
+    }
+
+    [Fact]
+    public void Peer_reset_mid_write_fails_the_writers_flush_with_an_IOException()
+    {
+        RunLoop(async loop =>
+        {
+            var options = new TcpOptions { OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024 };
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, options);
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+            await using Connection server = await accept.WaitAsync(Timeout);
+
+            // The server writes without end; the client reads a little and then resets.
+            async Task WriteForeverAsync()
             {
-                await using Connection connection = await listener.AcceptAsync();
-                long heard = 0;
+                byte[] chunk = new byte[16 * 1024];
                 while (true)
                 {
-                    ReadResult read = await connection.Input.ReadAsync();
-                    heard += read.Buffer.Length;
-                    connection.Input.AdvanceTo(read.Buffer.End);
-                    if (read.IsCompleted)
+                    FlushResult flush = await server.Output.WriteAsync(chunk);
+                    if (flush.IsCompleted)
                     {
-                        break; // the client's FIN
+                        return;
                     }
                 }
-
-                await connection.Output.WriteAsync(Encoding.UTF8.GetBytes($"heard {heard} bytes"));
             }
+
+            Task writing = WriteForeverAsync();
+            await ReadExactlyAsync(client.Input, 100_000).WaitAsync(Timeout);
+            client.Abort();
+
+            await Assert.ThrowsAnyAsync<IOException>(() => writing.WaitAsync(Timeout));
+            await client.DisposeAsync();
         });
     }
 
     [Fact]
-    public void A_peer_reset_surfaces_as_an_IOException_on_the_pipe_and_other_connections_go_on()
+    public void A_peer_that_floods_and_disconnects_leaves_nothing_buffered_behind()
     {
         RunLoop(async loop =>
         {
-            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-            var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            await raw.ConnectAsync(listener.LocalEndPoint);
-            await using Connection victim = await listener.AcceptAsync();
-            await using Connection bystander = await loop.ConnectTcpAsync(listener.LocalEndPoint);
-            Task echo = EchoAsync(await listener.AcceptAsync());
+            var options = new TcpOptions
+            {
+                InputPauseThreshold = 64 * 1024, InputResumeThreshold = 32 * 1024,
+                OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024,
+            };
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, options);
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint, options);
+            Connection server = await accept.WaitAsync(Timeout);
+            long handlesWithBoth = loop.OpenNativeHandleCount;
 
-            Task<Exception?> victimSide = ReadUntilFailure(victim);
-            await raw.SendAsync(new byte[] { 1, 2, 3 });
-            raw.LingerState = new LingerOption(true, 0);
-            raw.Dispose(); // close with RST
-
-            Exception? error = await victimSide;
-            Assert.IsAssignableFrom<IOException>(error);
-
-            await bystander.Output.WriteAsync(new byte[] { 42 });
-            Assert.Equal([42], await ReadExactlyAsync(bystander.Input, 1));
-            await bystander.DisposeAsync();
-            await echo;
-
-            async Task<Exception?> ReadUntilFailure(Connection connection)
+            // The echo server buffers at most about its thresholds while the flooding peer never reads.
+            long largestRead = 0;
+            async Task EchoAndMeasureAsync()
             {
                 try
                 {
                     while (true)
                     {
-                        ReadResult read = await connection.Input.ReadAsync();
-                        connection.Input.AdvanceTo(read.Buffer.End);
-                        if (read.IsCompleted)
+                        ReadResult result = await server.Input.ReadAsync();
+                        largestRead = Math.Max(largestRead, result.Buffer.Length);
+                        foreach (ReadOnlyMemory<byte> segment in result.Buffer)
                         {
-                            // The RST may be seen as a close once the data was read; writing then fails.
-                            for (int i = 0; i < 100; i++)
-                            {
-                                await connection.Output.WriteAsync(new byte[1024]);
-                                await loop.DelayAsync(TimeSpan.FromMilliseconds(5));
-                            }
+                            server.Output.Write(segment.Span);
+                        }
 
-                            return null;
+                        server.Input.AdvanceTo(result.Buffer.End);
+                        FlushResult flush = await server.Output.FlushAsync();
+                        if (result.IsCompleted || flush.IsCompleted)
+                        {
+                            return;
                         }
                     }
                 }
-                catch (Exception ex)
+                finally
                 {
-                    return ex;
+                    await server.DisposeAsync();
                 }
             }
-        });
-    }
 
-    [Fact]
-    public void Connecting_to_a_closed_port_is_refused()
-    {
-        RunLoop(async loop =>
-        {
-            EndPoint unused;
-            using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+            Task echo = EchoAndMeasureAsync();
+            byte[] chunk = new byte[64 * 1024];
+            long sent = 0;
+            while (true)
             {
-                probe.Bind(AnyLoopbackPort);
-                unused = probe.LocalEndPoint!; // bound, never listening: nothing accepts there
-            }
-
-            var error = await Assert.ThrowsAsync<SocketException>(async () => await loop.ConnectTcpAsync(unused));
-            Assert.Equal(SocketError.ConnectionRefused, error.SocketErrorCode);
-        });
-    }
-
-    [Fact]
-    public void Binding_an_address_in_use_fails_with_AddressAlreadyInUse()
-    {
-        RunLoop(async loop =>
-        {
-            await using ConnectionListener first = await loop.ListenTcpAsync(AnyLoopbackPort);
-            var error = await Assert.ThrowsAsync<SocketException>(async () => await loop.ListenTcpAsync(first.LocalEndPoint));
-            Assert.Equal(SocketError.AddressAlreadyInUse, error.SocketErrorCode);
-        });
-    }
-
-    [Fact]
-    public void A_slow_reader_makes_the_writers_flush_wait_and_buffers_stay_bounded()
-    {
-        RunLoop(async loop =>
-        {
-            var options = new TcpOptions { OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024, InputPauseThreshold = 64 * 1024, InputResumeThreshold = 32 * 1024 };
-            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, options);
-            await using Connection writer = await loop.ConnectTcpAsync(listener.LocalEndPoint, options);
-            await using Connection slowReader = await listener.AcceptAsync();
-
-            // Nobody reads: the kernel buffers fill, then the pipes, then FlushAsync must wait.
-            long written = 0;
-            byte[] chunk = new byte[16 * 1024];
-            ValueTask<FlushResult> flush = default;
-            for (int i = 0; i < 10_000; i++)
-            {
-                flush = writer.Output.WriteAsync(chunk);
-                written += chunk.Length;
+                ValueTask<FlushResult> flush = client.Output.WriteAsync(chunk);
+                sent += chunk.Length;
                 if (!flush.IsCompleted)
                 {
-                    break;
+                    // Backpressure reached us through the server: the flood is as big as it gets.
+                    using var cts = new CancellationTokenSource();
+                    Task delay = loop.DelayAsync(TimeSpan.FromMilliseconds(200), cts.Token);
+                    Task flushed = flush.AsTask();
+                    if (await Task.WhenAny(flushed, delay) != flushed)
+                    {
+                        break;
+                    }
+
+                    cts.Cancel();
                 }
 
-                await flush;
-                await loop.DelayAsync(TimeSpan.Zero); // let the pumps run
+                Assert.True(sent < 256L * 1024 * 1024, "the flood never met backpressure");
             }
 
-            Assert.False(flush.IsCompleted, $"FlushAsync never waited after {written} bytes");
-            Assert.True(written < 64 * 1024 * 1024, $"{written} bytes were buffered before FlushAsync waited");
-
-            // Reading releases the writer.
-            long read = 0;
-            while (!flush.IsCompleted)
-            {
-                ReadResult result = await slowReader.Input.ReadAsync();
-                read += result.Buffer.Length;
-                slowReader.Input.AdvanceTo(result.Buffer.End);
-            }
-
-            await flush;
-            Assert.True(read > 0);
+            client.Abort(); // the flooding peer disconnects with everything unread
+            await Assert.ThrowsAnyAsync<IOException>(() => echo.WaitAsync(Timeout));
+            Assert.True(server.ConnectionClosed.IsCancellationRequested);
+            Assert.True(largestRead <= options.InputPauseThreshold + (128 * 1024), $"the server buffered {largestRead} bytes");
+            await client.DisposeAsync();
+            Assert.Equal(handlesWithBoth - 2, loop.OpenNativeHandleCount); // only the listener is left
         });
     }
 
@@ -337,99 +426,263 @@ public abstract class TcpTests : LoopTestBase
         RunLoop(async loop =>
         {
             ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-            Task server = ServeEchoAsync(listener);
-            await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
-            await client.Output.WriteAsync(new byte[] { 1 });
-            Assert.Equal([1], await ReadExactlyAsync(client.Input, 1));
+            EndPoint endpoint = listener.LocalEndPoint;
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            await using Connection client = await loop.ConnectTcpAsync(endpoint);
+            Connection server = await accept.WaitAsync(Timeout);
+            Task pendingAccept = listener.AcceptAsync().AsTask();
+
             await listener.DisposeAsync();
+            await Assert.ThrowsAsync<ObjectDisposedException>(() => pendingAccept.WaitAsync(Timeout));
             await Assert.ThrowsAsync<ObjectDisposedException>(async () => await listener.AcceptAsync());
-            await client.Output.WriteAsync(new byte[] { 2 });
-            Assert.Equal([2], await ReadExactlyAsync(client.Input, 1));
-            await client.DisposeAsync();
-            await server;
+            await foreach (Connection unexpected in listener)
+            {
+                Assert.Fail($"enumerating a disposed listener yielded {unexpected}");
+            }
+
+            Task echo = EchoAsync(server);
+            await WriteAsync(client, "still here"u8.ToArray());
+            Assert.Equal("still here"u8.ToArray(), await ReadExactlyAsync(client.Input, 10).WaitAsync(Timeout));
+            await client.ShutdownSendAsync();
+            await echo.WaitAsync(Timeout);
+
+            // Nothing listens any more.
+            SocketException refused = await Assert.ThrowsAsync<SocketException>(async () => await loop.ConnectTcpAsync(endpoint));
+            Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
         });
     }
 
     [Fact]
-    public void Accept_and_read_can_be_cancelled_by_token()
+    public void The_loop_closes_listeners_and_connections_left_open_when_main_returns()
+    {
+        Task<ReadResult>? pendingRead = null;
+        Task<Connection>? pendingAccept = null;
+        RunLoop(async loop =>
+        {
+            ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+            Connection server = await accept.WaitAsync(Timeout);
+            await WriteAsync(client, "unread"u8.ToArray());
+            pendingRead = client.Input.ReadAsync().AsTask();
+            pendingAccept = listener.AcceptAsync().AsTask();
+            Assert.True(loop.OpenNativeHandleCount >= 3);
+            GC.KeepAlive(server);
+
+            // main returns with all of it open; RunLoop's leak check then requires every handle closed.
+        });
+
+        Assert.True(pendingRead!.IsCompleted, "a read pending at shutdown must end");
+        Assert.True(pendingAccept!.IsCompleted, "an accept pending at shutdown must end");
+        Assert.IsAssignableFrom<IOException>(Assert.Throws<AggregateException>(() => pendingRead.Wait(0)).InnerException);
+    }
+
+    // ------------------------------------------------------------------ errors and cancellation
+
+    [Fact]
+    public void Connecting_to_a_closed_port_is_refused_with_a_SocketException()
+    {
+        RunLoop(async loop =>
+        {
+            EndPoint endpoint;
+            await using (ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort))
+            {
+                endpoint = listener.LocalEndPoint;
+            }
+
+            SocketException refused = await Assert.ThrowsAsync<SocketException>(async () => await loop.ConnectTcpAsync(endpoint));
+            Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        });
+    }
+
+    [Fact]
+    public void Listening_on_an_address_in_use_fails_with_a_SocketException()
+    {
+        RunLoop(async loop =>
+        {
+            await using ConnectionListener first = await loop.ListenTcpAsync(AnyLoopbackPort);
+            SocketException inUse = await Assert.ThrowsAsync<SocketException>(async () => await loop.ListenTcpAsync(first.LocalEndPoint));
+            Assert.Equal(SocketError.AddressAlreadyInUse, inUse.SocketErrorCode);
+        });
+    }
+
+    [Fact]
+    public void Options_out_of_range_are_rejected_naming_the_option()
+    {
+        RunLoop(async loop =>
+        {
+            var badResume = new TcpOptions { InputPauseThreshold = 1000, InputResumeThreshold = 2000 };
+            ArgumentOutOfRangeException resume = Assert.Throws<ArgumentOutOfRangeException>(() => loop.ListenTcpAsync(AnyLoopbackPort, badResume));
+            Assert.Equal(nameof(TcpOptions.InputResumeThreshold), resume.ParamName);
+            ArgumentOutOfRangeException backlog = Assert.Throws<ArgumentOutOfRangeException>(() => loop.ListenTcpAsync(AnyLoopbackPort, new TcpOptions { Backlog = 0 }));
+            Assert.Equal(nameof(TcpOptions.Backlog), backlog.ParamName);
+            Assert.Throws<ArgumentOutOfRangeException>(() => loop.ConnectTcpAsync(AnyLoopbackPort, new TcpOptions { OutputPauseThreshold = -1 }));
+            Assert.Throws<ArgumentNullException>(() => loop.ConnectTcpAsync(null!));
+            await Task.Yield();
+        });
+    }
+
+    [Fact]
+    public void Accept_and_read_are_cancelled_by_their_tokens()
     {
         RunLoop(async loop =>
         {
             await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-            using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(20), loop.TimeProvider))
+            using (var cts = new CancellationTokenSource())
             {
-                await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await listener.AcceptAsync(cts.Token));
+                ValueTask<Connection> accept = listener.AcceptAsync(cts.Token);
+                loop.CallLater(TimeSpan.FromMilliseconds(20), cts.Cancel);
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => accept.AsTask().WaitAsync(Timeout));
             }
 
+            using var precancelled = new CancellationTokenSource();
+            precancelled.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await listener.AcceptAsync(precancelled.Token));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await loop.ConnectTcpAsync(listener.LocalEndPoint, null, precancelled.Token));
+
+            // The listener still accepts after a cancelled accept, and a cancelled read leaves the connection usable.
+            Task<Connection> accepted = listener.AcceptAsync().AsTask();
             await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
-            await using Connection server = await listener.AcceptAsync();
-            using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(20), loop.TimeProvider))
+            await using Connection server = await accepted.WaitAsync(Timeout);
+            using (var cts = new CancellationTokenSource())
             {
-                await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await server.Input.ReadAsync(cts.Token));
+                ValueTask<ReadResult> read = server.Input.ReadAsync(cts.Token);
+                loop.CallLater(TimeSpan.FromMilliseconds(20), cts.Cancel);
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => read.AsTask().WaitAsync(Timeout));
             }
 
-            // The connection still works after a cancelled read.
-            await client.Output.WriteAsync(new byte[] { 9 });
-            Assert.Equal([9], await ReadExactlyAsync(server.Input, 1));
+            await WriteAsync(client, "after"u8.ToArray());
+            Assert.Equal("after"u8.ToArray(), await ReadExactlyAsync(server.Input, 5).WaitAsync(Timeout));
         });
     }
 
+    // ------------------------------------------------------------------ backpressure and latency
+
     [Fact]
-    public void One_small_write_reaches_the_peer_without_further_loop_activity()
+    public void A_slow_reader_makes_the_writers_flush_wait_and_buffers_stay_bounded()
     {
         RunLoop(async loop =>
         {
-            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-            using var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            await raw.ConnectAsync(listener.LocalEndPoint);
-            await using Connection server = await listener.AcceptAsync();
-            await server.Output.WriteAsync(new byte[] { 7 });
-
-            // Block the loop thread on purpose: the byte must already be on its way.
-            var buffer = new byte[1];
-            raw.ReceiveTimeout = 5000;
-            Assert.Equal(1, raw.Receive(buffer));
-            Assert.Equal(7, buffer[0]);
-        });
-    }
-
-    [Fact]
-    public void A_flooding_peer_that_disconnects_leaves_nothing_buffered()
-    {
-        RunLoop(async loop =>
-        {
-            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-            var raw = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            await raw.ConnectAsync(listener.LocalEndPoint);
-            Connection server = await listener.AcceptAsync();
-            Task<long> drain = Drain();
-            var flood = new byte[1024 * 1024];
-            for (int i = 0; i < 8; i++)
+            var options = new TcpOptions
             {
-                await raw.SendAsync(flood);
-            }
+                InputPauseThreshold = 64 * 1024, InputResumeThreshold = 32 * 1024,
+                OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024,
+            };
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, options);
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint, options);
+            await using Connection server = await accept.WaitAsync(Timeout);
 
-            raw.Dispose();
-            long drained = await drain;
-
-            async Task<long> Drain()
+            // The server writes while the client reads nothing, until a flush stays pending.
+            byte[] chunk = new byte[32 * 1024];
+            long written = 0;
+            ValueTask<FlushResult> blocked;
+            while (true)
             {
-                long total = 0;
-                while (true)
+                blocked = server.Output.WriteAsync(chunk);
+                written += chunk.Length;
+                Assert.True(written < 256L * 1024 * 1024, "no backpressure after 256 MiB");
+                if (!blocked.IsCompleted)
                 {
-                    ReadResult read = await server.Input.ReadAsync();
-                    total += read.Buffer.Length;
-                    server.Input.AdvanceTo(read.Buffer.End);
-                    if (read.IsCompleted)
+                    using var cts = new CancellationTokenSource();
+                    Task delay = loop.DelayAsync(TimeSpan.FromMilliseconds(200), cts.Token);
+                    Task<FlushResult> flushed = blocked.AsTask();
+                    if (await Task.WhenAny(flushed, delay) != flushed)
                     {
-                        return total;
+                        blocked = new ValueTask<FlushResult>(flushed);
+                        break;
                     }
+
+                    cts.Cancel();
                 }
             }
 
-            Assert.Equal(8L * 1024 * 1024, drained);
-            await server.DisposeAsync();
-            Assert.True(server.ConnectionClosed.IsCancellationRequested);
+            // Bounded: what the writer got rid of is the kernel's socket buffers plus both pipes' thresholds.
+            Assert.True(written < 64L * 1024 * 1024, $"{written} bytes were accepted before the flush waited");
+
+            // The reader catches up: the flush completes, and every byte arrives in order.
+            long largestRead = 0;
+            long read = 0;
+            byte expected = 0;
+            Task<FlushResult> pendingFlush = blocked.AsTask();
+            while (read < written)
+            {
+                ReadResult result = await client.Input.ReadAsync().AsTask().WaitAsync(Timeout);
+                largestRead = Math.Max(largestRead, result.Buffer.Length);
+                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                {
+                    Assert.True(segment.Span.IndexOfAnyExcept(expected) < 0);
+                }
+
+                read += result.Buffer.Length;
+                client.Input.AdvanceTo(result.Buffer.End);
+            }
+
+            Assert.False((await pendingFlush.WaitAsync(Timeout)).IsCompleted);
+            Assert.Equal(written, read);
+            Assert.True(largestRead <= options.InputPauseThreshold + (128 * 1024), $"the reader's pipe held {largestRead} bytes");
+        });
+    }
+
+    [Fact]
+    public void One_small_write_reaches_the_peer_with_no_further_loop_activity()
+    {
+        RunLoop(async loop =>
+        {
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
+            var endpoint = (IPEndPoint)listener.LocalEndPoint;
+
+            // The peer is a plain blocking socket on its own thread (not a pool thread, which the loop's
+            // socket completions may need): only the loop can deliver what it waits for.
+            var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var thread = new Thread(() =>
+            {
+                try
+                {
+                    using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                    socket.Connect(endpoint);
+                    socket.ReceiveTimeout = 10_000;
+                    byte[] buffer = new byte[16];
+                    int count = socket.Receive(buffer);
+                    received.TrySetResult(Encoding.ASCII.GetString(buffer, 0, count));
+                }
+                catch (Exception ex)
+                {
+                    received.TrySetException(ex);
+                }
+            }) { IsBackground = true, Name = "blocking peer" };
+            thread.Start();
+            Task<string> peer = received.Task;
+
+            await using Connection server = await listener.AcceptAsync().AsTask().WaitAsync(Timeout);
+            server.Output.Write("ping!"u8);
+            ValueTask<FlushResult> flush = server.Output.FlushAsync();
+
+            // From here the loop has nothing else to do: no timer, no other I/O, until the peer answers.
+            Assert.Equal("ping!", await peer.WaitAsync(Timeout));
+            await flush;
+        });
+    }
+
+    [Fact]
+    public void AsStream_carries_the_connection_for_stream_apis()
+    {
+        RunLoop(async loop =>
+        {
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+            Task echo = EchoAsync(await accept.WaitAsync(Timeout));
+            await using (Stream stream = client.AsStream())
+            {
+                await stream.WriteAsync("via stream"u8.ToArray());
+                await stream.FlushAsync();
+                byte[] buffer = new byte[10];
+                await stream.ReadExactlyAsync(buffer).AsTask().WaitAsync(Timeout);
+                Assert.Equal("via stream"u8.ToArray(), buffer);
+            }
+
+            await echo.WaitAsync(Timeout);
         });
     }
 }

@@ -27,6 +27,8 @@ internal sealed class SocketConnection : Connection
     private Task _sending = Task.CompletedTask;
     private bool _aborted;
     private bool _disposed;
+    private bool _socketClosed;
+    private Exception? _abortReason;
 
     internal SocketConnection(Loop loop, Socket socket, TcpOptions options)
     {
@@ -51,6 +53,7 @@ internal sealed class SocketConnection : Connection
             useSynchronizationContext: false));
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
+        loop.OpenSocketCount++;
     }
 
     public override PipeReader Input => _input.Reader;
@@ -89,7 +92,17 @@ internal sealed class SocketConnection : Connection
             while (true)
             {
                 Memory<byte> memory = writer.GetMemory(MinimumReadSize);
-                int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(true);
+                int received;
+                _loop.PendingIo++;
+                try
+                {
+                    received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(true);
+                }
+                finally
+                {
+                    _loop.PendingIo--;
+                }
+
                 if (received == 0)
                 {
                     break; // the peer half-closed: end of stream
@@ -99,29 +112,19 @@ internal sealed class SocketConnection : Connection
 
                 // While the application has not consumed enough, this waits: no more reads from the socket.
                 FlushResult flush = await writer.FlushAsync().ConfigureAwait(true);
-                if (flush.IsCompleted)
+                if (flush.IsCompleted || flush.IsCanceled)
                 {
-                    break; // the application stopped reading
+                    break; // the application stopped reading, or Abort woke us
                 }
             }
         }
-        catch (SocketException ex) when (_aborted || ex.SocketErrorCode == SocketError.OperationAborted)
+        catch (Exception ex)
         {
-            error = _aborted ? new ConnectionAbortedException("The connection was aborted.", ex) : null;
-        }
-        catch (SocketException ex)
-        {
-            error = new IOException(ex.SocketErrorCode == SocketError.ConnectionReset
-                ? "The connection was reset by the peer."
-                : $"Receiving failed: {ex.SocketErrorCode}.", ex);
-        }
-        catch (ObjectDisposedException) when (_aborted || _disposed)
-        {
-            error = _aborted ? new ConnectionAbortedException("The connection was aborted.") : null;
+            error = TranslateError(ex, "Receiving");
         }
 
-        await writer.CompleteAsync(error).ConfigureAwait(true);
-        CheckClosed();
+        await writer.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);
+        SignalClosed(); // receiving stopped: end of stream, reset, abort or dispose
     }
 
     private async Task SendLoopAsync()
@@ -161,35 +164,56 @@ internal sealed class SocketConnection : Connection
                 _socket.Shutdown(SocketShutdown.Send); // everything was sent: half-close (FIN)
             }
         }
-        catch (SocketException ex)
+        catch (Exception ex)
         {
-            error = _aborted
-                ? new ConnectionAbortedException("The connection was aborted.", ex)
-                : new IOException(ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown
-                    ? "The connection was reset by the peer."
-                    : $"Sending failed: {ex.SocketErrorCode}.", ex);
-        }
-        catch (ObjectDisposedException) when (_aborted || _disposed)
-        {
-            error = _aborted ? new ConnectionAbortedException("The connection was aborted.") : null;
+            error = TranslateError(ex, "Sending");
         }
 
-        await reader.CompleteAsync(error).ConfigureAwait(true);
-        CheckClosed();
+        await reader.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);
+    }
+
+    /// <summary>The exception the pipes carry for a socket failure, as .NET users catch them.</summary>
+    private Exception? TranslateError(Exception ex, string operation)
+    {
+        if (_aborted)
+        {
+            return _abortReason;
+        }
+
+        if (_disposed)
+        {
+            return null; // closed on purpose: the pipes just end
+        }
+
+        return ex is SocketException socket
+            ? socket.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown
+                ? new ConnectionResetException("The connection was reset by the peer.", socket)
+                : new IOException($"{operation} failed: {socket.SocketErrorCode}.", socket)
+            : new ConnectionAbortedException("The connection was closed.", ex);
     }
 
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> data)
     {
         while (!data.IsEmpty)
         {
-            int sent = await _socket.SendAsync(data, SocketFlags.None).ConfigureAwait(true);
+            int sent;
+            _loop.PendingIo++;
+            try
+            {
+                sent = await _socket.SendAsync(data, SocketFlags.None).ConfigureAwait(true);
+            }
+            finally
+            {
+                _loop.PendingIo--;
+            }
+
             data = data[sent..];
         }
     }
 
-    private void CheckClosed()
+    private void SignalClosed()
     {
-        if (_receiving.IsCompleted && _sending.IsCompleted && !_closed.IsCancellationRequested)
+        if (!_closed.IsCancellationRequested)
         {
             try
             {
@@ -211,12 +235,27 @@ internal sealed class SocketConnection : Connection
 
     public override void Abort(Exception? reason = null)
     {
+        if (!_loop.IsOnLoopThread)
+        {
+            try
+            {
+                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));
+            }
+            catch (InvalidOperationException)
+            {
+                // The loop closed: it already closed this connection.
+            }
+
+            return;
+        }
+
         if (_aborted || _disposed)
         {
             return;
         }
 
         _aborted = true;
+        _abortReason = reason ?? new ConnectionAbortedException("The connection was aborted.");
         try
         {
             _socket.LingerState = new LingerOption(true, 0); // close with RST
@@ -226,10 +265,23 @@ internal sealed class SocketConnection : Connection
             // Already closed: nothing to reset.
         }
 
-        _socket.Dispose();
-        _loop.UnregisterShutdown(_node);
-        _input.Reader.CancelPendingRead();
+        CloseSocket();
+
+        // Wake both pumps wherever they wait; they complete the pipes with the abort reason, so the
+        // application's own reads and flushes fail with it from now on.
+        _input.Writer.CancelPendingFlush();
         _output.Reader.CancelPendingRead();
+    }
+
+    private void CloseSocket()
+    {
+        if (!_socketClosed)
+        {
+            _socketClosed = true;
+            _socket.Dispose();
+            _loop.UnregisterShutdown(_node);
+            _loop.OpenSocketCount--;
+        }
     }
 
     public override async ValueTask DisposeAsync()
@@ -254,8 +306,7 @@ internal sealed class SocketConnection : Connection
         }
 
         _disposed = true;
-        _loop.UnregisterShutdown(_node);
-        _socket.Dispose();
+        CloseSocket();
         await _input.Reader.CompleteAsync().ConfigureAwait(true);
         try
         {
@@ -266,7 +317,7 @@ internal sealed class SocketConnection : Connection
             // Receive errors were already surfaced on the pipe.
         }
 
-        CheckClosed();
+        SignalClosed();
 
     }
 
@@ -277,6 +328,6 @@ internal sealed class SocketConnection : Connection
     {
         internal override bool IsResource => true;
 
-        internal override void OnShutdown() => owner.Abort(new OperationCanceledException("The loop shut down."));
+        internal override void OnShutdown() => owner.Abort(new ConnectionAbortedException("The loop shut down with the connection open."));
     }
 }

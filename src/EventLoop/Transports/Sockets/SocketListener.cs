@@ -22,6 +22,7 @@ internal sealed class SocketListener : ConnectionListener
         _localEndPoint = socket.LocalEndPoint!;
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
+        loop.OpenSocketCount++;
     }
 
     public override EndPoint LocalEndPoint => _localEndPoint;
@@ -54,7 +55,15 @@ internal sealed class SocketListener : ConnectionListener
         try
         {
             SocketConnection.Configure(socket, options);
-            await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(true);
+            loop.PendingIo++;
+            try
+            {
+                await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(true);
+            }
+            finally
+            {
+                loop.PendingIo--;
+            }
         }
         catch
         {
@@ -72,6 +81,7 @@ internal sealed class SocketListener : ConnectionListener
         _loop.CheckLoopThread();
         ObjectDisposedException.ThrowIf(_disposed, this);
         Socket accepted;
+        _loop.PendingIo++;
         try
         {
             accepted = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(true);
@@ -83,6 +93,10 @@ internal sealed class SocketListener : ConnectionListener
         catch (ObjectDisposedException) when (_disposed)
         {
             throw new ObjectDisposedException(ToString());
+        }
+        finally
+        {
+            _loop.PendingIo--;
         }
 
         try
@@ -106,6 +120,7 @@ internal sealed class SocketListener : ConnectionListener
         {
             _disposed = true;
             _loop.UnregisterShutdown(_node);
+            _loop.OpenSocketCount--;
             _socket.Dispose();
         }
 

@@ -1,0 +1,141 @@
+using System.Buffers;
+using System.Globalization;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using EventLoop.Libuv;
+
+namespace EventLoop.EchoBenchmark;
+
+/// <summary>The echo servers this program hosts itself: the .NET thread-pool baseline, and one on our loop.</summary>
+internal static class EchoServers
+{
+    public static async Task<int> RunFromArgsAsync(string[] args)
+    {
+        if (args.Length == 0)
+        {
+            throw new ArgumentException("server needs a kind: threadpool or loop.");
+        }
+
+        string kind = args[0];
+        string host = "127.0.0.1", loopName = "managed";
+        int port = 0;
+        for (int i = 1; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+            switch (args[i])
+            {
+                case "--host": host = Next(); break;
+                case "--port": port = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--loop": loopName = Next(); break;
+                default: throw new ArgumentException($"Unknown server option '{args[i]}'.");
+            }
+        }
+
+        var endpoint = new IPEndPoint(IPAddress.Parse(host), port);
+        switch (kind)
+        {
+            case "threadpool":
+                await RunThreadPoolServerAsync(endpoint);
+                return 0;
+            case "loop":
+                LoopPolicy policy = loopName switch
+                {
+                    "managed" => new ManagedLoopPolicy(),
+                    "libuv" => new LibuvLoopPolicy(),
+                    _ => throw new ArgumentException($"--loop must be managed or libuv, not '{loopName}'."),
+                };
+                Loop.Run(() => RunLoopServerAsync(endpoint, loopName), policy);
+                return 0;
+            default:
+                throw new ArgumentException($"Unknown server kind '{kind}'.");
+        }
+    }
+
+    /// <summary>
+    /// The baseline: what a .NET developer writes without a loop. An accept loop and one async task per
+    /// connection, receiving into a buffer and sending it back, all on the thread pool.
+    /// </summary>
+    private static async Task RunThreadPoolServerAsync(IPEndPoint endpoint)
+    {
+        using var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(endpoint);
+        listener.Listen(512);
+        Console.WriteLine($"threadpool echo server listening on {listener.LocalEndPoint}");
+        while (true)
+        {
+            Socket socket = await listener.AcceptAsync();
+            socket.NoDelay = true;
+            _ = Task.Run(() => EchoSocketAsync(socket));
+        }
+    }
+
+    private static async Task EchoSocketAsync(Socket socket)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            while (true)
+            {
+                int received = await socket.ReceiveAsync(buffer, SocketFlags.None);
+                if (received == 0)
+                {
+                    break;
+                }
+
+                await socket.SendAsync(buffer.AsMemory(0, received), SocketFlags.None);
+            }
+        }
+        catch (SocketException)
+        {
+        }
+        finally
+        {
+            socket.Dispose();
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Our loop's echo server over <see cref="Connection"/> pipes (used until the samples runner has one, or with --server-inproc).</summary>
+    private static async Task RunLoopServerAsync(IPEndPoint endpoint, string loopName)
+    {
+        Loop loop = Loop.Current;
+        await using ConnectionListener listener = await loop.ListenTcpAsync(endpoint);
+        Console.WriteLine($"{loopName} loop echo server listening on {listener.LocalEndPoint}");
+        await foreach (Connection connection in listener)
+        {
+            _ = EchoConnectionAsync(connection);
+        }
+    }
+
+    private static async Task EchoConnectionAsync(Connection connection)
+    {
+        try
+        {
+            PipeReader input = connection.Input;
+            PipeWriter output = connection.Output;
+            while (true)
+            {
+                ReadResult result = await input.ReadAsync();
+                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                {
+                    output.Write(segment.Span);
+                }
+
+                input.AdvanceTo(result.Buffer.End);
+                FlushResult flush = await output.FlushAsync();
+                if (result.IsCompleted || flush.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        finally
+        {
+            await connection.DisposeAsync();
+        }
+    }
+}

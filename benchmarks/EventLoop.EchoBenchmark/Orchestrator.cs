@@ -1,0 +1,369 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+
+namespace EventLoop.EchoBenchmark;
+
+/// <summary>One measured case.</summary>
+internal sealed record CaseResult(string Server, int Size, double MessagesPerSecond, string? Note)
+{
+    public double MiBPerSecond => MessagesPerSecond * Size / (1024.0 * 1024.0);
+}
+
+/// <summary>How to start one server: a command line, given the port.</summary>
+internal sealed record ServerSpec(string Name, string Description, Func<int, (string File, string[] Args)> Command);
+
+/// <summary>Starts each server pinned to core 0, drives it with the client pinned to core 1, and reports.</summary>
+internal static partial class Orchestrator
+{
+    private const string Host = "127.0.0.1";
+
+    public static async Task<int> RunAsync(Options options)
+    {
+        string repo = FindRepositoryRoot();
+        string outDir = Path.GetFullPath(options.OutDir ?? Path.Combine(repo, "benchmarks", "results"));
+        Directory.CreateDirectory(outDir);
+        bool pin = options.Pin && File.Exists("/usr/bin/taskset");
+        var notes = new List<string>();
+        var results = new List<CaseResult>();
+        var described = new List<ServerSpec>();
+
+        foreach (string name in options.Servers)
+        {
+            List<ServerSpec> candidates = Candidates(name, repo, options, notes);
+            if (candidates.Count == 0)
+            {
+                continue;
+            }
+
+            bool measured = false;
+            foreach (ServerSpec spec in candidates)
+            {
+                int port = FreePort();
+                using Process? server = await StartServerAsync(spec, port, pin, options.InlineCompletions, notes);
+                if (server is null)
+                {
+                    continue; // try the next way of starting this server
+                }
+
+                described.Add(spec);
+                try
+                {
+                    foreach (int size in options.Sizes)
+                    {
+                        CaseResult result = await RunClientAsync(spec.Name, port, size, options, pin);
+                        results.Add(result);
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"{spec.Name,-10} {Report.FormatSize(size),7}: {result.MessagesPerSecond,12:N0} msg/s {result.MiBPerSecond,9:N1} MiB/s {result.Note}"));
+                    }
+                }
+                finally
+                {
+                    StopProcess(server);
+                }
+
+                measured = true;
+                break;
+            }
+
+            if (!measured)
+            {
+                notes.Add($"{name}: could not be started (see above).");
+            }
+        }
+
+        string markdownPath = Path.Combine(outDir, "echo.md");
+        string chartPath = Path.Combine(outDir, "echo.png");
+        string markdown = Report.Markdown(results, described, notes, options, pin);
+        await File.WriteAllTextAsync(markdownPath, markdown);
+        Report.Chart(results, options, chartPath);
+        Console.WriteLine();
+        Console.WriteLine(markdown);
+        Console.WriteLine($"Wrote {markdownPath} and {chartPath}");
+        return results.Count > 0 ? 0 : 1;
+    }
+
+    private static List<ServerSpec> Candidates(string name, string repo, Options options, List<string> notes)
+    {
+        string self = typeof(Orchestrator).Assembly.Location;
+        string dotnet = DotnetHost();
+        var list = new List<ServerSpec>();
+        switch (name)
+        {
+            case "threadpool":
+                list.Add(new ServerSpec(name, ".NET thread-pool Socket echo server (async accept loop, one task per connection; this harness)",
+                    port => (dotnet, [self, "server", "threadpool", "--host", Host, "--port", Str(port)])));
+                break;
+            case "managed" or "libuv":
+                string samples = Path.Combine(repo, "samples", "EventLoop.Samples", "bin", "Release", "net10.0", "EventLoop.Samples.dll");
+                if (!options.ServerInProc && File.Exists(samples))
+                {
+                    list.Add(new ServerSpec(name, $"samples runner `echo-server --loop {name}`",
+                        port => (dotnet, [samples, "echo-server", "--loop", name, "--host", Host, "--port", Str(port)])));
+                }
+
+                list.Add(new ServerSpec(name, $"this harness's loop echo server on the {name} loop (`server loop --loop {name}`)",
+                    port => (dotnet, [self, "server", "loop", "--loop", name, "--host", Host, "--port", Str(port)])));
+                break;
+            case "uvloop":
+                string? python = FindPythonWithUvloop();
+                if (python is null)
+                {
+                    notes.Add("uvloop: not measured, no python3 with uvloop (apt-get install -y python3-uvloop).");
+                    break;
+                }
+
+                string script = Path.Combine(repo, "benchmarks", "echo", "uvloop_echo.py");
+                list.Add(new ServerSpec(name, $"uvloop {UvloopVersion(python)} asyncio.Protocol echo (`benchmarks/echo/uvloop_echo.py`)",
+                    port => (python, [script, "--host", Host, "--port", Str(port)])));
+                break;
+            case "node":
+                string? node = FindOnPath("node");
+                if (node is null)
+                {
+                    notes.Add("node: not measured, node is not installed (apt-get install -y nodejs).");
+                    break;
+                }
+
+                string js = Path.Combine(repo, "benchmarks", "echo", "node_echo.js");
+                list.Add(new ServerSpec(name, $"Node.js {Capture(node, "--version")} net echo (`benchmarks/echo/node_echo.js`)",
+                    port => (node, [js, "--host", Host, "--port", Str(port)])));
+                break;
+            default:
+                throw new ArgumentException($"Unknown server '{name}' (threadpool, managed, libuv, uvloop, node).");
+        }
+
+        return list;
+    }
+
+    private static async Task<Process?> StartServerAsync(ServerSpec spec, int port, bool pin, bool inlineCompletions, List<string> notes)
+    {
+        (string file, string[] args) = spec.Command(port);
+        Process process = Start(file, args, pin ? "0" : null, inlineCompletions);
+        var firstLine = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var errors = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => firstLine.TrySetResult(e.Data);
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (errors)
+                {
+                    errors.AppendLine(e.Data);
+                }
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        Task finished = await Task.WhenAny(firstLine.Task, process.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(30)));
+        string? line = firstLine.Task.IsCompleted ? firstLine.Task.Result : null;
+        if (line is null)
+        {
+            await Task.WhenAny(process.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(2))); // closed its output: dying?
+        }
+
+        if (line is null || !line.Contains(Str(port), StringComparison.Ordinal) || !await CanConnectAsync(port))
+        {
+            string why = process.HasExited ? $"exited with code {process.ExitCode}" : line is null ? "printed nothing" : $"printed '{line}'";
+            string stderr;
+            lock (errors)
+            {
+                stderr = errors.ToString().Trim();
+            }
+
+            // The line that says what went wrong: an exception's message, or Python's last traceback line.
+            string[] lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            string firstError = lines.FirstOrDefault(l => l.Contains("Exception", StringComparison.Ordinal)) ?? lines.LastOrDefault() ?? "";
+            string message = $"{spec.Name} via {spec.Description}: {why}. {firstError}".Trim();
+            notes.Add(message);
+            Console.Error.WriteLine(message);
+            StopProcess(process);
+            process.Dispose();
+            return null;
+        }
+
+        _ = finished;
+        Console.WriteLine($"{spec.Name}: {line}");
+        return process;
+    }
+
+    private static async Task<CaseResult> RunClientAsync(string server, int port, int size, Options options, bool pin)
+    {
+        string self = typeof(Orchestrator).Assembly.Location;
+        string[] args =
+        [
+            self, "client", "--host", Host, "--port", Str(port), "--connections", Str(options.Connections), "--size", Str(size),
+            "--duration", options.Duration.ToString(CultureInfo.InvariantCulture), "--warmup", options.Warmup.ToString(CultureInfo.InvariantCulture),
+        ];
+        using Process client = Start(DotnetHost(), args, pin ? "1" : null);
+        Task<string> stdout = client.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = client.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.Duration + options.Warmup + 60));
+        try
+        {
+            await client.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            StopProcess(client);
+            return new CaseResult(server, size, 0, "client timed out");
+        }
+
+        string output = await stdout;
+        Match match = ResultLine().Match(output);
+        if (!match.Success)
+        {
+            return new CaseResult(server, size, 0, $"client failed: {(await stderr).Split('\n').FirstOrDefault()}");
+        }
+
+        long messages = long.Parse(match.Groups["messages"].Value, CultureInfo.InvariantCulture);
+        double seconds = double.Parse(match.Groups["seconds"].Value, CultureInfo.InvariantCulture);
+        int errorCount = int.Parse(match.Groups["errors"].Value, CultureInfo.InvariantCulture);
+        long mismatches = long.Parse(match.Groups["mismatches"].Value, CultureInfo.InvariantCulture);
+        string? note = errorCount > 0 || mismatches > 0 ? $"{errorCount} connection errors, {mismatches} wrong replies" : null;
+        return new CaseResult(server, size, messages / seconds, note);
+    }
+
+    [GeneratedRegex(@"RESULT messages=(?<messages>\d+) seconds=(?<seconds>[\d.]+) errors=(?<errors>\d+) mismatches=(?<mismatches>\d+)")]
+    private static partial Regex ResultLine();
+
+    private static Process Start(string file, string[] args, string? core, bool inlineCompletions = false)
+    {
+        var info = new ProcessStartInfo
+        {
+            FileName = core is null ? file : "/usr/bin/taskset",
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        if (core is not null)
+        {
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add(core);
+            info.ArgumentList.Add(file);
+        }
+
+        foreach (string arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        info.Environment["DOTNET_TieredPGO"] = "1";
+        if (inlineCompletions)
+        {
+            info.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1";
+        }
+
+        info.Environment["PYTHONUNBUFFERED"] = "1";
+        return Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
+    }
+
+    private static void StopProcess(Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true); // only processes this harness started
+                process.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    private static async Task<bool> CanConnectAsync(int port)
+    {
+        for (int attempt = 0; attempt < 50; attempt++)
+        {
+            try
+            {
+                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+                return true;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        return false;
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    private static string DotnetHost()
+    {
+        string? path = Environment.ProcessPath;
+        return path is not null && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
+    }
+
+    private static string? FindPythonWithUvloop()
+    {
+        foreach (string? candidate in new[] { FindOnPath("python3"), "/usr/bin/python3" })
+        {
+            if (candidate is not null && File.Exists(candidate) && Capture(candidate, "-c", "import uvloop; print('ok')") == "ok")
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    private static string UvloopVersion(string python) => Capture(python, "-c", "import uvloop; print(uvloop.__version__)");
+
+    private static string? FindOnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
+
+    private static string Capture(string file, params string[] args)
+    {
+        try
+        {
+            var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (string arg in args)
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            using Process process = Process.Start(info)!;
+            string output = process.StandardOutput.ReadToEnd().Trim();
+            process.WaitForExit(10_000);
+            return output;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "";
+        }
+    }
+
+    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    internal static string FindRepositoryRoot()
+    {
+        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "EventLoop.sln")))
+                {
+                    return dir.FullName;
+                }
+            }
+        }
+
+        throw new InvalidOperationException("Run the benchmark from inside the EventLoop repository (EventLoop.sln not found above here).");
+    }
+}

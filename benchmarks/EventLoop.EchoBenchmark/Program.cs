@@ -1,0 +1,103 @@
+using System.Globalization;
+using EventLoop.EchoBenchmark;
+
+// The echo benchmark (issue 4). Three roles in one program:
+//   run     (default) the orchestrator: starts each server pinned to core 0, drives it with the client pinned
+//           to core 1, for each message size; writes benchmarks/results/echo.md and echo.png.
+//   client  N connections doing request/response ping-pong of M-byte messages; prints one RESULT line.
+//   server  threadpool | loop --loop managed|libuv: an echo server; prints one line naming its address.
+// See Options.Usage for the flags.
+try
+{
+    string role = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "run";
+    string[] rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+    switch (role)
+    {
+        case "run":
+            return await Orchestrator.RunAsync(Options.Parse(rest));
+        case "client":
+            return await EchoClient.RunFromArgsAsync(rest);
+        case "server":
+            return await EchoServers.RunFromArgsAsync(rest);
+        case "help" or "--help" or "-h":
+            Console.WriteLine(Options.Usage);
+            return 0;
+        default:
+            Console.Error.WriteLine($"Unknown role '{role}'.\n{Options.Usage}");
+            return 2;
+    }
+}
+catch (ArgumentException ex)
+{
+    Console.Error.WriteLine($"{ex.Message}\n{Options.Usage}");
+    return 2;
+}
+
+namespace EventLoop.EchoBenchmark
+{
+    /// <summary>The orchestrator's options.</summary>
+    internal sealed record Options
+    {
+        public const string Usage = """
+            Usage: EventLoop.EchoBenchmark [run] [options]
+              --servers LIST      comma-separated: threadpool,managed,libuv,uvloop,node (default: all that are available)
+              --sizes LIST        message sizes in bytes (default 1024,10240,102400)
+              --connections N     client connections (default 32)
+              --duration SECONDS  measured time per case (default 5)
+              --warmup SECONDS    unmeasured time before each case (default 1)
+              --quick             duration 1 s, warm-up 0.3 s (a smoke run)
+              --server-inproc     serve managed/libuv from this harness's own loop echo server instead of the samples runner
+              --out DIR           results folder (default benchmarks/results under the repository)
+              --no-pin            do not pin with taskset (server on core 0, client on core 1)
+              --inline-completions  run every .NET server with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
+                                  (socket completions on the epoll thread instead of a thread-pool hop)
+            Roles used by the orchestrator:
+              client --host H --port N --connections N --size BYTES --duration S --warmup S
+              server threadpool|loop [--loop managed|libuv] --host H --port N
+            """;
+
+        public string[] Servers { get; init; } = ["threadpool", "managed", "libuv", "uvloop", "node"];
+        public int[] Sizes { get; init; } = [1024, 10 * 1024, 100 * 1024];
+        public int Connections { get; init; } = 32;
+        public double Duration { get; init; } = 5;
+        public double Warmup { get; init; } = 1;
+        public bool ServerInProc { get; init; }
+        public bool Pin { get; init; } = true;
+        public string? OutDir { get; init; }
+        public bool ServersGiven { get; init; }
+        public bool InlineCompletions { get; init; }
+
+        public static Options Parse(string[] args)
+        {
+            var o = new Options();
+            for (int i = 0; i < args.Length; i++)
+            {
+                string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+                switch (args[i])
+                {
+                    case "--servers": o = o with { Servers = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), ServersGiven = true }; break;
+                    case "--sizes": o = o with { Sizes = Next().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() }; break;
+                    case "--connections": o = o with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--duration": o = o with { Duration = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--warmup": o = o with { Warmup = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--quick": o = o with { Duration = 1, Warmup = 0.3 }; break;
+                    case "--server-inproc": o = o with { ServerInProc = true }; break;
+                    case "--no-pin": o = o with { Pin = false }; break;
+                    case "--inline-completions": o = o with { InlineCompletions = true }; break;
+                    case "--out": o = o with { OutDir = Next() }; break;
+                    default: throw new ArgumentException($"Unknown option '{args[i]}'.");
+                }
+            }
+
+            if (o.Connections <= 0 || o.Duration <= 0 || o.Warmup < 0 || o.Sizes.Any(s => s <= 0))
+            {
+                throw new ArgumentException("--connections, --duration and --sizes must be positive, --warmup not negative.");
+            }
+
+            return o;
+        }
+
+        /// <summary>The command line as given, for the report.</summary>
+        public static string CommandLine(string[] args) => string.Join(' ', args);
+    }
+}

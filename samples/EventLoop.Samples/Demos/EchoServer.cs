@@ -1,0 +1,46 @@
+using System.Net;
+using Spectre.Console;
+
+namespace EventLoop.Samples.Demos;
+
+/// <summary>A TCP echo server on the loop: every connection's input is copied to its output.</summary>
+internal static class EchoServer
+{
+    public static async Task RunAsync(Loop loop, IPAddress host, int port, IAnsiConsole console, CancellationToken cancellationToken)
+    {
+        await using ConnectionListener listener = await loop.ListenTcpAsync(new IPEndPoint(host, port), new TcpOptions { Backlog = 1024 }, cancellationToken);
+        console.WriteLine($"listening on {listener.LocalEndPoint} ({loop.PolicyName} loop)");
+        var connections = new HashSet<Task>();
+        try
+        {
+            while (true)
+            {
+                Connection connection = await listener.AcceptAsync(cancellationToken);
+                Task serving = ServeAsync(connection);
+                connections.Add(serving);
+                _ = serving.ContinueWith(t => connections.Remove(t), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, loop.TaskScheduler);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            console.WriteLine("stopping");
+        }
+
+        await Task.WhenAll(connections);
+    }
+
+    private static async Task ServeAsync(Connection connection)
+    {
+        await using (connection)
+        {
+            try
+            {
+                await connection.Input.CopyToAsync(connection.Output);
+            }
+            catch (IOException)
+            {
+                // The peer reset: nothing to echo to. Other connections are unaffected.
+            }
+        }
+    }
+}

@@ -125,7 +125,9 @@ public abstract partial class Loop : IDisposable
     /// Cancelled when the loop starts shutting down (main has completed or the loop was stopped), so
     /// work that outlives main can end: asyncio's cancellation of the tasks left at the end of <c>asyncio.run</c>.
     /// </summary>
-    public CancellationToken ShutdownToken => (_shutdownCts ??= new CancellationTokenSource()).Token;
+    public CancellationToken ShutdownToken => _state >= (int)LoopState.ShuttingDown
+        ? new CancellationToken(canceled: true) // first read during shutdown, or after close (the source is disposed then)
+        : (_shutdownCts ??= new CancellationTokenSource()).Token;
 
     /// <summary>
     /// Receives exceptions thrown by callbacks (the loop goes on); null means write them to
@@ -150,13 +152,40 @@ public abstract partial class Loop : IDisposable
 
     internal long TimestampFrequency => _systemClock ? Stopwatch.Frequency : _clock.TimestampFrequency;
 
-    internal TimeSpan TimestampToTime(long timestamp) =>
-        TimeSpan.FromTicks((long)(timestamp * ((double)TimeSpan.TicksPerSecond / TimestampFrequency)));
+    // Whole seconds and the remainder are converted separately, in integers: a double has 53 bits, so
+    // large timestamps (a clock counting 100 ns ticks since year 1) lost microseconds and Time drifted.
+    internal TimeSpan TimestampToTime(long timestamp)
+    {
+        long frequency = TimestampFrequency;
+        if (frequency == TimeSpan.TicksPerSecond)
+        {
+            return TimeSpan.FromTicks(timestamp);
+        }
+
+        long seconds = Math.DivRem(timestamp, frequency, out long rest);
+        return TimeSpan.FromTicks((seconds * TimeSpan.TicksPerSecond) + (rest * TimeSpan.TicksPerSecond / frequency));
+    }
 
     internal long TimeToTimestamp(TimeSpan time)
     {
-        double ticks = time.Ticks * ((double)TimestampFrequency / TimeSpan.TicksPerSecond);
-        return ticks >= long.MaxValue ? long.MaxValue : (long)ticks;
+        long frequency = TimestampFrequency;
+        if (frequency == TimeSpan.TicksPerSecond)
+        {
+            return time.Ticks;
+        }
+
+        long seconds = Math.DivRem(time.Ticks, TimeSpan.TicksPerSecond, out long rest);
+        if (seconds >= (long.MaxValue / frequency) - 1)
+        {
+            return long.MaxValue; // clamp overflow
+        }
+
+        if (seconds <= -(long.MaxValue / frequency) + 1)
+        {
+            return long.MinValue; // far in the past: due at once
+        }
+
+        return (seconds * frequency) + (rest * frequency / TimeSpan.TicksPerSecond);
     }
 
     // ---------------------------------------------------------------- scheduling
@@ -393,7 +422,15 @@ public abstract partial class Loop : IDisposable
     {
         ArgumentNullException.ThrowIfNull(main);
         Task task = RunMain(main);
-        return ((Task<T>)task).GetAwaiter().GetResult();
+        if (task is Task<T> result)
+        {
+            return result.GetAwaiter().GetResult();
+        }
+
+        // main threw before returning its task, or the loop was stopped first: RunMain made a plain faulted
+        // Task, which rethrows the real exception here (a cast to Task<T> threw InvalidCastException instead).
+        task.GetAwaiter().GetResult();
+        throw new UnreachableException();
     }
 
     private Task RunMain(Func<Task> main)
@@ -694,11 +731,13 @@ public abstract partial class Loop : IDisposable
             return -1;
         }
 
-        long remaining = next - GetTimestamp();
-        if (remaining <= 0)
+        long now = GetTimestamp();
+        if (next <= now)
         {
-            return 0;
+            return 0; // compare before subtracting: a deadline far in the past must not overflow
         }
+
+        long remaining = next - now;
 
         double ms = Math.Ceiling(remaining * 1000.0 / TimestampFrequency);
         return ms >= int.MaxValue ? int.MaxValue : (int)ms;
@@ -1103,7 +1142,7 @@ public abstract partial class Loop : IDisposable
     public override string ToString() =>
         $"{PolicyName} loop ({(LoopState)_state}, ready={_ready.Count}, timers={_timers.Count})";
 
-    private static class ActionInvoker
+    internal static class ActionInvoker
     {
         public static readonly Action<Action> Invoke = static action => action();
     }

@@ -38,6 +38,7 @@ public sealed class LoopSynchronizationContext : SynchronizationContext
     /// Runs <paramref name="d"/> on the loop and waits for it: inline on the loop thread, otherwise posted
     /// and waited for (do not call it from a thread the loop itself is waiting on).
     /// </summary>
+    /// <exception cref="InvalidOperationException">The loop is closed (or closed before running <paramref name="d"/>).</exception>
     public override void Send(SendOrPostCallback d, object? state)
     {
         ArgumentNullException.ThrowIfNull(d);
@@ -47,6 +48,7 @@ public sealed class LoopSynchronizationContext : SynchronizationContext
             return;
         }
 
+        _loop.CheckNotClosed();
         using var done = new ManualResetEventSlim();
         Exception? error = null;
         _loop.Post((SendOrPostCallback)(_ =>
@@ -64,7 +66,16 @@ public sealed class LoopSynchronizationContext : SynchronizationContext
                 done.Set();
             }
         }), null);
-        done.Wait();
+
+        // A loop that closes before running the callback drops it: stop waiting then instead of hanging.
+        while (!done.Wait(50))
+        {
+            if (_loop.IsClosed && !done.IsSet)
+            {
+                _loop.CheckNotClosed();
+            }
+        }
+
         if (error is not null)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);

@@ -95,10 +95,25 @@ internal sealed class LoopTimeProvider(Loop loop) : TimeProvider
         public void Dispose()
         {
             _disposed = true;
-            Interlocked.Increment(ref _generation);
+            int generation = Interlocked.Increment(ref _generation);
             if (loop.IsOnLoopThread)
             {
                 _pending.Cancel();
+            }
+            else if (!loop.IsClosed)
+            {
+                // Cancel the pending loop timer on the loop, so it leaves the heap now and stops holding this
+                // timer (and the Task.Delay or CancellationTokenSource behind it) until its due time.
+                try
+                {
+                    loop.CallSoonThreadSafe(
+                        static s => s.Timer.Apply(s.Generation, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan),
+                        (Timer: this, Generation: generation));
+                }
+                catch (InvalidOperationException)
+                {
+                    // closed meanwhile: the heap is gone with it
+                }
             }
         }
 

@@ -33,3 +33,28 @@ public sealed class LibuvTaskGroupTests : TaskGroupTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();
 }
+
+public sealed class LibuvTimerTests : TimerTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Libuv();
+}
+
+public sealed class LibuvContextTests : ContextTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Libuv();
+}
+
+public sealed class LibuvRunTests : RunTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Libuv();
+}
+
+public sealed class LibuvMisuseTests : MisuseTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Libuv();
+}
+
+public sealed class LibuvDebugModeTests : DebugModeTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.Libuv();
+}

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.IO.Pipelines;
 using System.Net;
 using Spectre.Console;
 
@@ -35,11 +37,35 @@ internal static class EchoServer
         {
             try
             {
-                await connection.Input.CopyToAsync(connection.Output);
+                await EchoAsync(connection.Input, connection.Output);
             }
             catch (IOException)
             {
                 // The peer reset: nothing to echo to. Other connections are unaffected.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Echoes everything read: all the segments of one read are written, then flushed once (one send for
+    /// the lot), rather than <c>CopyToAsync</c>'s flush per segment.
+    /// </summary>
+    private static async Task EchoAsync(PipeReader input, PipeWriter output)
+    {
+        while (true)
+        {
+            ReadResult result = await input.ReadAsync();
+            ReadOnlySequence<byte> buffer = result.Buffer;
+            foreach (ReadOnlyMemory<byte> segment in buffer)
+            {
+                output.Write(segment.Span);
+            }
+
+            input.AdvanceTo(buffer.End);
+            FlushResult flush = await output.FlushAsync();
+            if (result.IsCompleted || flush.IsCompleted)
+            {
+                return;
             }
         }
     }

@@ -13,12 +13,13 @@ namespace EventLoop.Libuv.Internal;
 internal sealed class PinnedBlockPool : MemoryPool<byte>
 {
     /// <summary>
-    /// The block size. 16 KiB: big messages need few read calls, and an idle connection holds at most one
-    /// block for its pending read.
+    /// The block size. 64 KiB, so a big message needs few read calls (uvloop reads into 256 KiB). A block is
+    /// taken only when bytes arrive (libuv calls the alloc callback once the socket is readable) and goes back
+    /// once the application has consumed it, so idle connections hold none.
     /// </summary>
-    public const int BlockSize = 16 * 1024;
+    public const int BlockSize = 64 * 1024;
 
-    private const int MaxRetained = 4096;
+    private const int MaxRetained = 256; // at most 16 MiB kept for reuse
 
     private readonly Stack<Block> _free = new();
     private readonly Lock _lock = new();

@@ -139,10 +139,6 @@ internal sealed unsafe class LibuvLoop : Loop
         NativeMemory.Free(header);
     }
 
-    private PinnedBlockPool? _pool;
-
-    /// <summary>Pinned buffers for TCP pipes: libuv reads into and writes from them without a GCHandle per call.</summary>
-    internal PinnedBlockPool MemoryPool => _pool ??= new PinnedBlockPool();
 
     internal IntPtr NativeLoop => _loop;
 

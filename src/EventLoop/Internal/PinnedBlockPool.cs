@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace EventLoop.Libuv.Internal;
+namespace EventLoop.Internal;
 
 /// <summary>
 /// A <see cref="MemoryPool{T}"/> of fixed-size blocks allocated on the pinned object heap, for the pipes of

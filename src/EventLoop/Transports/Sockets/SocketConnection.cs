@@ -97,15 +97,23 @@ internal sealed class SocketConnection : Connection
             while (true)
             {
                 Memory<byte> memory = writer.GetMemory(MinimumReadSize);
-                int received;
+                int received = 0;
+                Exception? failed = null;
                 _loop.PendingIo++;
                 try
                 {
-                    received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(true);
+                    received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
                 }
-                finally
+                catch (Exception ex)
                 {
-                    _loop.PendingIo--;
+                    failed = ex;
+                }
+
+                await new LoopSwitch(_loop); // back on the loop, allocating nothing
+                _loop.PendingIo--;
+                if (failed is not null)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
                 }
 
                 if (received == 0)
@@ -201,15 +209,23 @@ internal sealed class SocketConnection : Connection
     {
         while (!data.IsEmpty)
         {
-            int sent;
+            int sent = 0;
+            Exception? failed = null;
             _loop.PendingIo++;
             try
             {
-                sent = await _socket.SendAsync(data, SocketFlags.None).ConfigureAwait(true);
+                sent = await _socket.SendAsync(data, SocketFlags.None).ConfigureAwait(false);
             }
-            finally
+            catch (Exception ex)
             {
-                _loop.PendingIo--;
+                failed = ex;
+            }
+
+            await new LoopSwitch(_loop); // back on the loop, allocating nothing
+            _loop.PendingIo--;
+            if (failed is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
             }
 
             data = data[sent..];

@@ -48,9 +48,12 @@ public abstract class DemoTests : LoopTestBase
     public void Unsync_runs_everything_concurrently()
     {
         var (console, text) = CaptureConsole();
-        var result = RunLoop(loop => UnsyncDemo.RunAsync(loop, console, sleeps: 20, cpuWork: 200_000, blockingMs: 50));
+        var result = RunLoop(loop => UnsyncDemo.RunAsync(loop, console, sleeps: 20, cpuWork: 200_000, downloadMs: 50));
         Assert.True(result.Concurrent < result.Sequential, $"{result.Concurrent} vs {result.Sequential}");
-        Assert.Equal(9, text.ToString().Split('\n').Count(l => l.StartsWith("  done ")));
+        string output = text.ToString();
+        Assert.Equal(11, output.Split('\n').Count(l => l.StartsWith("  done ")));
+        Assert.Equal(2, output.Split('\n').Count(l => l.StartsWith("  done async download ")));
+        Assert.Equal(2, output.Split('\n').Count(l => l.StartsWith("  done blocking download ")));
     }
 }
 

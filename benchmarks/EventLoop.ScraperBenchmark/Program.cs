@@ -45,7 +45,7 @@ namespace EventLoop.ScraperBenchmark
               --warmup N          pages fetched first, unmeasured, by every client (default 500)
               --runs N            measured runs per client; the best is reported (default 3)
               --site-loop NAME    the loop the site runs on: managed|libuv (default libuv)
-              --quick             500 pages, 100 warm-up, 1 run (a smoke run)
+              --quick             1500 pages, 500 warm-up, 1 run (a smoke run)
               --out DIR           results folder (default benchmarks/results under the repository)
               --no-pin            do not pin with taskset (site on core 0, client on core 1)
             Role used by the orchestrator:
@@ -76,7 +76,7 @@ namespace EventLoop.ScraperBenchmark
                     case "--warmup": o = o with { Warmup = Int(Next()) }; break;
                     case "--runs": o = o with { Runs = Int(Next()) }; break;
                     case "--site-loop": o = o with { SiteLoop = Next() }; break;
-                    case "--quick": o = o with { Pages = 500, Warmup = 100, Runs = 1, Quick = true }; break;
+                    case "--quick": o = o with { Pages = 1500, Warmup = 500, Runs = 1, Quick = true }; break;
                     case "--no-pin": o = o with { Pin = false }; break;
                     case "--out": o = o with { OutDir = Next() }; break;
                     default: throw new ArgumentException($"Unknown option '{args[i]}'.");

@@ -166,14 +166,19 @@ internal sealed class PodcastSite : IAsyncDisposable
 
     private static (int Status, string Body, bool KeepAlive) Answer(string head)
     {
-        string[] lines = head.Split("\r\n");
-        string[] requestLine = lines[0].Split(' ');
+        // Request line "GET /path HTTP/1.1", then "Name: value" lines; only Connection matters here.
+        int lineEnd = head.IndexOf("\r\n", StringComparison.Ordinal);
+        string[] requestLine = (lineEnd < 0 ? head : head[..lineEnd]).Split(' ');
         bool http11 = requestLine.Length > 2 && requestLine[2] == "HTTP/1.1";
-        string? connectionHeader = lines.Skip(1)
-            .Select(l => l.Split(':', 2))
-            .Where(p => p.Length == 2 && p[0].Trim().Equals("Connection", StringComparison.OrdinalIgnoreCase))
-            .Select(p => p[1].Trim())
-            .FirstOrDefault();
+        string? connectionHeader = null;
+        foreach (string line in head.Split("\r\n"))
+        {
+            if (line.StartsWith("Connection:", StringComparison.OrdinalIgnoreCase))
+            {
+                connectionHeader = line["Connection:".Length..].Trim();
+            }
+        }
+
         bool keepAlive = http11
             ? !string.Equals(connectionHeader, "close", StringComparison.OrdinalIgnoreCase)
             : string.Equals(connectionHeader, "keep-alive", StringComparison.OrdinalIgnoreCase);

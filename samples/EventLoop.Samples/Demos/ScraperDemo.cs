@@ -47,7 +47,7 @@ internal static class ScraperDemo
     public static async Task<Result> RunWithLocalSiteAsync(Loop loop, IAnsiConsole console, ScraperOptions options, TimeSpan latency, bool sync, CancellationToken cancellationToken = default)
     {
         await using PodcastSite site = await PodcastSite.StartAsync(loop, latency, cancellationToken: cancellationToken);
-        console.MarkupLine($"[grey]Local stand-in podcast site on the {loop.PolicyName} loop at {site.BaseUrl} ({latency.TotalMilliseconds:0} ms per page)[/]");
+        console.MarkupLine($"[grey]Local stand-in podcast site on the {loop.PolicyName} loop at {site.BaseUrl.ToString().TrimEnd('/')} ({latency.TotalMilliseconds:0} ms per page)[/]");
         ScraperOptions here = options with { BaseUrl = site.BaseUrl.ToString().TrimEnd('/') };
         return sync
             ? await loop.RunInExecutor(() => RunSync(console, here), cancellationToken)

@@ -33,12 +33,9 @@ internal static class UnsyncDemo
         using var blockingHttp = new HttpClient(new SocketsHttpHandler { UseProxy = false });
         var all = Stopwatch.StartNew();
         var tasks = new List<Task>();
-        for (int i = 1; i <= 3; i++)
-        {
-            int n = i;
-            tasks.Add(Timed($"CPU-bound computation {n} (thread pool)", () => Task.Run(() => Compute(cpuWork))));
-        }
-
+        // The loop's downloads start first: SocketsHttpHandler opens its connections from a thread-pool work
+        // item (the connect callback then hops to the loop), so on a small machine a connect queued behind the
+        // CPU-bound and blocking work would wait for a free pool thread.
         for (int i = 1; i <= 2; i++)
         {
             string url = $"{site.BaseUrl}{i}";
@@ -47,6 +44,12 @@ internal static class UnsyncDemo
                 string html = await loopHttp.GetStringAsync(url);
                 console.MarkupLine($"  [grey]got {html.Length:N0} chars from {Markup.Escape(url)} on the loop[/]");
             }));
+        }
+
+        for (int i = 1; i <= 3; i++)
+        {
+            int n = i;
+            tasks.Add(Timed($"CPU-bound computation {n} (thread pool)", () => Task.Run(() => Compute(cpuWork))));
         }
 
         for (int i = 3; i <= 4; i++)

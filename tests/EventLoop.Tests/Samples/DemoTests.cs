@@ -22,6 +22,26 @@ public abstract class DemoTests : LoopTestBase
         return (console, text);
     }
 
+    /// <summary>
+    /// These demos use the thread pool on purpose (CPU-bound work, RunInExecutor), and SocketsHttpHandler opens
+    /// every connection from a pool work item, even for a blocking Send, which waits for it. On a 2-core runner
+    /// the pool starts with 2 threads, so two blocking downloads plus the test threads of the other classes
+    /// would starve it for the half-second steps in which the pool adds threads. A few more threads to start
+    /// with (only ever raised, never lowered) keep these tests fast; the demos' own logic is unchanged.
+    /// </summary>
+    static DemoTests()
+    {
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        if (workers < 16)
+        {
+            ThreadPool.SetMinThreads(16, io);
+        }
+    }
+
+    /// <summary>Runs the loop on a thread of its own, so the test's (pool) thread is free meanwhile.</summary>
+    private Task<T> RunLoopOffPool<T>(Func<Loop, Task<T>> main) =>
+        Task.Factory.StartNew(() => RunLoop(main), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
     [Fact]
     public void The_generator_prints_the_fibonacci_sequence_up_to_10000_both_ways()
     {
@@ -48,10 +68,10 @@ public abstract class DemoTests : LoopTestBase
     }
 
     [Fact]
-    public void Unsync_runs_everything_concurrently()
+    public async Task Unsync_runs_everything_concurrently()
     {
         var (console, text) = CaptureConsole();
-        var result = RunLoop(loop => UnsyncDemo.RunAsync(loop, console, sleeps: 20, cpuWork: 200_000, downloadMs: 50));
+        var result = await RunLoopOffPool(loop => UnsyncDemo.RunAsync(loop, console, sleeps: 20, cpuWork: 200_000, downloadMs: 50));
         Assert.True(result.Concurrent < result.Sequential, $"{result.Concurrent} vs {result.Sequential}");
         string output = text.ToString();
         Assert.Equal(11, output.Split('\n').Count(l => l.StartsWith("  done ")));
@@ -91,29 +111,29 @@ public abstract class DemoTests : LoopTestBase
     }
 
     [Fact]
-    public void Scraper_async_finds_every_title_on_the_local_site_in_order()
+    public async Task Scraper_async_finds_every_title_on_the_local_site_in_order()
     {
         var (console, text) = CaptureConsole();
         var options = new ScraperOptions("", First: 7, Count: 24, Concurrency: 5);
-        var result = RunLoop(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: false));
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: false));
         AssertEveryTitleInOrder(result, text, 7, 24);
     }
 
     [Fact]
-    public void Scraper_sync_finds_every_title_on_the_local_site_in_order()
+    public async Task Scraper_sync_finds_every_title_on_the_local_site_in_order()
     {
         var (console, text) = CaptureConsole();
         var options = new ScraperOptions("", First: 3, Count: 6);
-        var result = RunLoop(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: true));
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: true));
         AssertEveryTitleInOrder(result, text, 3, 6);
     }
 
     [Fact]
-    public void Scraper_reports_each_404_page_and_fetches_the_rest()
+    public async Task Scraper_reports_each_404_page_and_fetches_the_rest()
     {
         var (console, text) = CaptureConsole();
         var options = new ScraperOptions("", First: -1, Count: 4, Concurrency: 2);
-        var result = RunLoop(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: false));
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: false));
         Assert.Equal(2, result.Fetched);
         string[] errors = Lines(text).Where(l => l.Contains("ERROR")).ToArray();
         Assert.Equal(2, errors.Length);
@@ -125,12 +145,12 @@ public abstract class DemoTests : LoopTestBase
     }
 
     [Fact]
-    public void Scraper_reports_a_refused_url_page_by_page_while_a_working_site_is_scraped_alongside()
+    public async Task Scraper_reports_a_refused_url_page_by_page_while_a_working_site_is_scraped_alongside()
     {
         var (refusedConsole, refusedText) = CaptureConsole();
         var (siteConsole, siteText) = CaptureConsole();
         string refused = $"http://127.0.0.1:{RefusedPort()}";
-        var (bad, good) = RunLoop(async loop =>
+        var (bad, good) = await RunLoopOffPool(async loop =>
         {
             Task<ScraperDemo.Result> badRun = ScraperDemo.RunAsync(loop, refusedConsole, new ScraperOptions(refused, First: 1, Count: 3, Concurrency: 2));
             Task<ScraperDemo.Result> goodRun = ScraperDemo.RunWithLocalSiteAsync(loop, siteConsole, new ScraperOptions("", First: 1, Count: 5, Concurrency: 2), TimeSpan.Zero, sync: false);
@@ -150,10 +170,10 @@ public abstract class DemoTests : LoopTestBase
     }
 
     [Fact]
-    public void Scraper_reports_a_bad_url_on_every_page()
+    public async Task Scraper_reports_a_bad_url_on_every_page()
     {
         var (console, text) = CaptureConsole();
-        var result = RunLoop(loop => ScraperDemo.RunAsync(loop, console, new ScraperOptions("ftp://example.invalid", First: 1, Count: 2)));
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunAsync(loop, console, new ScraperOptions("ftp://example.invalid", First: 1, Count: 2)));
         Assert.Equal(2, result.Failed);
         Assert.Equal(2, Lines(text).Count(l => l.Contains("ERROR ftp://example.invalid/") && l.Contains("bad URL")));
         AssertEndsWithFetchedLine(text, 0);

@@ -147,7 +147,7 @@ site.SetAction(parse =>
     return Run(parse.GetValue(loopOption)!, async loop =>
     {
         await using PodcastSite podcast = await PodcastSite.StartAsync(loop, TimeSpan.FromMilliseconds(latencyMs), new System.Net.IPEndPoint(host, port));
-        Console.WriteLine($"podcast site on {podcast.BaseUrl} ({loop.PolicyName} loop, {latencyMs} ms per page)");
+        Console.WriteLine($"podcast site on {podcast.BaseUrl.ToString().TrimEnd('/')} ({loop.PolicyName} loop, {latencyMs} ms per page)");
         await podcast.RunUntilCancelledAsync(stop.Token);
         Console.WriteLine($"stopping after {podcast.RequestsServed} requests");
     });

@@ -119,6 +119,7 @@ internal sealed class PodcastSite : IAsyncDisposable
                     {
                         if (read.IsCompleted || buffer.Length > MaxHeaderBytes)
                         {
+                            input.AdvanceTo(buffer.End);
                             return; // the client closed (or sent nonsense): done with this connection
                         }
 

@@ -156,7 +156,7 @@ internal static class ScraperDemo
             string html = await response.Content.ReadAsStringAsync(cancellationToken);
             return TitleOf(parser, number, url, html);
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException || (ex is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        catch (Exception ex) when (!(ex is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
             return new Page(number, url, null, Describe(ex));
         }
@@ -182,7 +182,7 @@ internal static class ScraperDemo
             using var reader = new StreamReader(response.Content.ReadAsStream());
             return TitleOf(parser, number, url, reader.ReadToEnd());
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
+        catch (Exception ex) // one page's failure, whatever it is, is reported and the run goes on
         {
             return new Page(number, url, null, Describe(ex));
         }
@@ -190,7 +190,7 @@ internal static class ScraperDemo
 
     /// <summary>Why a URL cannot be fetched at all, or null when it is a fine http(s) URL.</summary>
     private static string? CheckUrl(string url) =>
-        !Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) ? "bad URL (not an absolute URL)"
+        !Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) ? "bad URL (not a valid absolute URL)"
         : uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps ? $"bad URL (scheme '{uri.Scheme}', expected http or https)"
         : null;
 

@@ -37,6 +37,14 @@ public abstract partial class Loop
         return ConnectTcpCoreAsync(endpoint, options?.Validate() ?? TcpOptions.Default, cancellationToken);
     }
 
+    private Internal.PinnedBlockPool? _memoryPool;
+
+    /// <summary>
+    /// Pinned buffers for this loop's TCP pipes: transports read into and write from them without a GCHandle
+    /// per call, in blocks big enough that a large message takes few system calls.
+    /// </summary>
+    internal Internal.PinnedBlockPool MemoryPool => _memoryPool ??= new Internal.PinnedBlockPool();
+
     /// <summary>The policy's listener. Called on the loop thread with arguments checked.</summary>
     private protected abstract ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken);
 

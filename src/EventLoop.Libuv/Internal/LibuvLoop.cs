@@ -87,13 +87,58 @@ internal sealed unsafe class LibuvLoop : Loop
     /// <summary>Handles left open at close, by type name, from the last leak check (empty when none).</summary>
     internal IReadOnlyList<string> LeakedHandles { get; private set; } = [];
 
-    /// <summary>Allocates a handle's memory; it is freed only in the close callback.</summary>
+    /// <summary>
+    /// Native bookkeeping just before every handle this loop allocates: the GCHandle of the managed object
+    /// that owns the handle (a connection, a listener), or zero. The handle's own <c>data</c> field always
+    /// points to the loop's <see cref="NativeState"/>, so any close callback can do the accounting.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct HandleHeader
+    {
+        public IntPtr Owner;
+        public IntPtr Reserved;
+    }
+
+    /// <summary>Allocates a handle's memory (after a <see cref="HandleHeader"/>); it is freed only in the close callback.</summary>
     internal IntPtr NewHandle(Uv.HandleType type)
     {
-        IntPtr handle = (IntPtr)NativeMemory.AllocZeroed(Uv.HandleSize(type));
+        byte* block = (byte*)NativeMemory.AllocZeroed((nuint)sizeof(HandleHeader) + Uv.HandleSize(type));
         _state->OpenHandles++;
-        return handle;
+        return (IntPtr)(block + sizeof(HandleHeader));
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static HandleHeader* Header(IntPtr handle) => (HandleHeader*)((byte*)handle - sizeof(HandleHeader));
+
+    /// <summary>The managed owner of a handle (see <see cref="HandleHeader"/>), or null.</summary>
+    internal static object? OwnerOf(IntPtr handle)
+    {
+        IntPtr owner = Header(handle)->Owner;
+        return owner == IntPtr.Zero ? null : GCHandle.FromIntPtr(owner).Target;
+    }
+
+    /// <summary>
+    /// The last step of every handle's close callback: accounting, the owner's GCHandle if still set, the memory.
+    /// Needs no managed loop object: safe on any thread.
+    /// </summary>
+    internal static void FreeHandle(IntPtr handle)
+    {
+        var state = (NativeState*)Uv.GetData(handle);
+        if (state != null)
+        {
+            state->OpenHandles--;
+        }
+
+        HandleHeader* header = Header(handle);
+        if (header->Owner != IntPtr.Zero)
+        {
+            GCHandle.FromIntPtr(header->Owner).Free();
+            header->Owner = IntPtr.Zero;
+        }
+
+        NativeMemory.Free(header);
+    }
+
 
     internal IntPtr NativeLoop => _loop;
 
@@ -392,16 +437,7 @@ internal sealed unsafe class LibuvLoop : Loop
 
     /// <summary>Frees a handle's memory once libuv is done with it. Needs no managed object: safe on any thread.</summary>
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
-    internal static void OnClosed(IntPtr handle)
-    {
-        var state = (NativeState*)Uv.GetData(handle);
-        if (state != null)
-        {
-            state->OpenHandles--;
-        }
-
-        NativeMemory.Free((void*)handle);
-    }
+    internal static void OnClosed(IntPtr handle) => FreeHandle(handle);
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static void OnWalkClose(IntPtr handle, IntPtr arg)
@@ -447,13 +483,11 @@ internal sealed unsafe class LibuvLoop : Loop
         }
     }
 
-    // ------------------------------------------------------------ TCP
-    // Interim: the socket transport of the core, whose completions reach this loop through the inject queue
-    // and uv_async_send. The uv_tcp transport (reads into pinned pipe memory, uv_try_write) is not written yet.
+    // ------------------------------------------------------------ TCP: libuv's own streams (uv_tcp_t)
 
     private protected override ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        new(EventLoop.Transports.Sockets.SocketListener.Listen(this, endpoint, options));
+        new(LibuvTcpListener.Listen(this, endpoint, options));
 
     private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        EventLoop.Transports.Sockets.SocketListener.ConnectAsync(this, endpoint, options, cancellationToken);
+        LibuvTcpConnector.ConnectAsync(this, endpoint, options, cancellationToken);
 }

@@ -26,6 +26,7 @@ internal sealed class LoopWaiter<T> : ShutdownNode, IValueTaskSource<T>, IValueT
     private object? _capturedContext; // null: the loop; a SynchronizationContext / TaskScheduler; or s_threadPool
     private CancellationToken _token;
     private CancellationTokenRegistration _registration;
+    private bool _retired;
 
     internal LoopWaiter<T>? WaitNext;
     internal LoopWaiter<T>? WaitPrevious;
@@ -120,7 +121,13 @@ internal sealed class LoopWaiter<T> : ShutdownNode, IValueTaskSource<T>, IValueT
     {
         _completed = true;
         _owner.Loop.UnregisterShutdown(this);
-        _registration.Unregister();
+        if (_token.CanBeCanceled && !_registration.Unregister())
+        {
+            // The token's callback is running or has run on another thread and may still look at this
+            // waiter: never reuse it, or a late cancellation could hit the next wait.
+            _retired = true;
+        }
+
         _registration = default;
 
         Action<object?>? continuation = _continuation;
@@ -238,7 +245,10 @@ internal sealed class LoopWaiter<T> : ShutdownNode, IValueTaskSource<T>, IValueT
         Exception? error = _error;
         T value = _value;
         Reset();
-        _owner.Return(this);
+        if (!_retired)
+        {
+            _owner.Return(this);
+        }
         if (error is not null)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);

@@ -12,6 +12,7 @@ public sealed class AsyncLock
     private readonly Loop _loop;
     private readonly WaiterQueue<Releaser> _waiters;
     private bool _held;
+    private int _generation; // one per acquisition: a releaser only releases the hold it was given
 
     /// <summary>Creates a lock on <paramref name="loop"/> (default: the current loop).</summary>
     public AsyncLock(Loop? loop = null)
@@ -30,7 +31,7 @@ public sealed class AsyncLock
         if (!_held && _waiters.IsEmpty)
         {
             _held = true;
-            return new ValueTask<Releaser>(new Releaser(this));
+            return new ValueTask<Releaser>(new Releaser(this, ++_generation));
         }
 
         if (cancellationToken.IsCancellationRequested)
@@ -53,7 +54,7 @@ public sealed class AsyncLock
 
         if (_waiters.TryDequeue(out LoopWaiter<Releaser> next))
         {
-            next.SetResult(new Releaser(this)); // ownership passes straight on; _held stays true
+            next.SetResult(new Releaser(this, ++_generation)); // ownership passes straight on; _held stays true
         }
         else
         {
@@ -65,10 +66,21 @@ public sealed class AsyncLock
     public readonly struct Releaser : IDisposable
     {
         private readonly AsyncLock? _lock;
+        private readonly int _generation;
 
-        internal Releaser(AsyncLock owner) => _lock = owner;
+        internal Releaser(AsyncLock owner, int generation)
+        {
+            _lock = owner;
+            _generation = generation;
+        }
 
-        /// <summary>Releases the lock.</summary>
-        public void Dispose() => _lock?.Release();
+        /// <summary>Releases the lock. Disposing again (or a copy of this releaser) does nothing.</summary>
+        public void Dispose()
+        {
+            if (_lock is { } owner && owner._held && owner._generation == _generation)
+            {
+                owner.Release();
+            }
+        }
     }
 }

@@ -22,6 +22,33 @@ public sealed class LibuvSpecificTests : LoopTestBase
     }
 
     [Fact]
+    public void TCP_on_the_libuv_loop_travels_through_libuv_tcp_handles_and_closes_them()
+    {
+        var loop = (LibuvLoop)CreateLoop();
+        int baseline = loop.OpenNativeHandleCount;
+        int whileOpen = 0;
+        string reply = "";
+        loop.RunUntilComplete(async () =>
+        {
+            await using ConnectionListener listener = await loop.ListenTcpAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+            await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+            await using Connection server = await listener.AcceptAsync();
+            Assert.IsType<LibuvTcpConnection>(client);
+            Assert.IsType<LibuvTcpConnection>(server);
+            Assert.Equal(client.LocalEndPoint, server.RemoteEndPoint);
+            whileOpen = loop.OpenNativeHandleCount;
+            await client.Output.WriteAsync("ping"u8.ToArray());
+            System.IO.Pipelines.ReadResult read = await server.Input.ReadAtLeastAsync(4);
+            reply = System.Text.Encoding.ASCII.GetString(System.Buffers.BuffersExtensions.ToArray(read.Buffer));
+            server.Input.AdvanceTo(read.Buffer.End);
+        });
+        Assert.Equal("ping", reply);
+        Assert.Equal(baseline + 3, whileOpen); // listener, client, server: three uv_tcp_t
+        Assert.Empty(loop.LeakedHandles);
+        Assert.Equal(0, loop.OpenNativeHandleCount);
+    }
+
+    [Fact]
     public void The_installed_libuv_is_version_1_and_new_enough()
     {
         string version = LibuvLoopPolicy.LibuvVersion;

@@ -244,6 +244,24 @@ public abstract class AsyncLockTests : LoopTestBase
     }
 
     [Fact]
+    public void Disposing_a_releaser_twice_does_not_release_the_next_holder()
+    {
+        RunLoop(async loop =>
+        {
+            var gate = new AsyncLock();
+            AsyncLock.Releaser first = await gate.LockAsync();
+            ValueTask<AsyncLock.Releaser> waiting = gate.LockAsync();
+            first.Dispose();                 // hands the lock to the waiter
+            AsyncLock.Releaser second = await waiting;
+            first.Dispose();                 // a second dispose of the old releaser: must do nothing
+            Assert.True(gate.IsLocked);
+            Assert.False(gate.LockAsync().IsCompleted, "the lock was taken from its holder");
+            second.Dispose();
+            Assert.True(gate.IsLocked);      // the pending LockAsync above now holds it
+        });
+    }
+
+    [Fact]
     public void Releasing_a_lock_that_is_not_held_throws_and_a_cancelled_waiter_is_skipped()
     {
         RunLoop(async loop =>

@@ -44,6 +44,9 @@ internal static unsafe partial class Uv
     public const int EAGAIN = -11;
     public const int ECANCELED = -125;
     public const int EBUSY = -16;
+    public const int EINVAL = -22;
+    public const int ENOSYS = -38;
+    public const int ENOTCONN = -107;
 
     public static nuint LoopSize() => Imports.uv_loop_size();
 
@@ -113,6 +116,62 @@ internal static unsafe partial class Uv
     public static void TimerStop(IntPtr handle) => Imports.uv_timer_stop(handle);
 
     public static void Unref(IntPtr handle) => Imports.uv_unref(handle);
+
+    // ------------------------------------------------------------ requests and TCP streams
+
+    /// <summary>libuv's <c>uv_req_type</c> values used here.</summary>
+    public enum ReqType
+    {
+        Connect = 2,
+        Write = 3,
+        Shutdown = 4,
+    }
+
+    /// <summary>libuv's <c>uv_buf_t</c> on Unix: a pointer and a length.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Buf
+    {
+        public byte* Base;
+        public nuint Length;
+    }
+
+    public static nuint ReqSize(ReqType type) => Imports.uv_req_size((int)type);
+
+    public static int TcpInit(IntPtr loop, IntPtr handle) => Imports.uv_tcp_init(loop, handle);
+
+    public static int TcpNoDelay(IntPtr handle, bool enable) => Imports.uv_tcp_nodelay(handle, enable ? 1 : 0);
+
+    public static int TcpKeepAlive(IntPtr handle, bool enable, uint delaySeconds) => Imports.uv_tcp_keepalive(handle, enable ? 1 : 0, delaySeconds);
+
+    public static int TcpBind(IntPtr handle, byte* address, uint flags) => Imports.uv_tcp_bind(handle, address, flags);
+
+    public static int TcpGetSockName(IntPtr handle, byte* address, int* length) => Imports.uv_tcp_getsockname(handle, address, length);
+
+    public static int TcpGetPeerName(IntPtr handle, byte* address, int* length) => Imports.uv_tcp_getpeername(handle, address, length);
+
+    public static int TcpConnect(IntPtr req, IntPtr handle, byte* address, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
+        Imports.uv_tcp_connect(req, handle, address, callback);
+
+    public static int TcpCloseReset(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) => Imports.uv_tcp_close_reset(handle, callback);
+
+    public static int Listen(IntPtr stream, int backlog, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) => Imports.uv_listen(stream, backlog, callback);
+
+    public static int Accept(IntPtr server, IntPtr client) => Imports.uv_accept(server, client);
+
+    public static int ReadStart(
+        IntPtr stream,
+        delegate* unmanaged[Cdecl]<IntPtr, nuint, Buf*, void> alloc,
+        delegate* unmanaged[Cdecl]<IntPtr, nint, Buf*, void> read) => Imports.uv_read_start(stream, alloc, read);
+
+    public static int ReadStop(IntPtr stream) => Imports.uv_read_stop(stream);
+
+    public static int TryWrite(IntPtr stream, Buf* bufs, uint count) => Imports.uv_try_write(stream, bufs, count);
+
+    public static int Write(IntPtr req, IntPtr stream, Buf* bufs, uint count, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
+        Imports.uv_write(req, stream, bufs, count, callback);
+
+    public static int Shutdown(IntPtr req, IntPtr stream, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
+        Imports.uv_shutdown(req, stream, callback);
 
     /// <summary>Throws for a negative libuv status. Tiny so it inlines; the throw is out of line.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -239,6 +298,51 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_timer_stop(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_init(IntPtr loop, IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_nodelay(IntPtr handle, int enable);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_keepalive(IntPtr handle, int enable, uint delay);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_bind(IntPtr handle, byte* address, uint flags);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_getsockname(IntPtr handle, byte* address, int* length);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_getpeername(IntPtr handle, byte* address, int* length);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_connect(IntPtr req, IntPtr handle, byte* address, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_close_reset(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_listen(IntPtr stream, int backlog, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_accept(IntPtr server, IntPtr client);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_read_start(IntPtr stream, delegate* unmanaged[Cdecl]<IntPtr, nuint, Buf*, void> alloc, delegate* unmanaged[Cdecl]<IntPtr, nint, Buf*, void> read);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_read_stop(IntPtr stream);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_try_write(IntPtr stream, Buf* bufs, uint count);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_write(IntPtr req, IntPtr stream, Buf* bufs, uint count, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_shutdown(IntPtr req, IntPtr stream, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial IntPtr uv_err_name(int status);

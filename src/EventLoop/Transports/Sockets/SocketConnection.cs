@@ -37,7 +37,10 @@ internal sealed class SocketConnection : Connection
         _localEndPoint = socket.LocalEndPoint;
         _remoteEndPoint = socket.RemoteEndPoint;
         var scheduler = new LoopPipeScheduler(loop);
+        PinnedBlockPool pool = loop.MemoryPool;
         _input = new Pipe(new PipeOptions(
+            pool: pool,
+            minimumSegmentSize: PinnedBlockPool.BlockSize,
             readerScheduler: scheduler,
             writerScheduler: scheduler,
             pauseWriterThreshold: options.InputPauseThreshold,
@@ -46,6 +49,8 @@ internal sealed class SocketConnection : Connection
         // The send pump resumes inline inside the application's FlushAsync, so a write reaches the socket
         // at once, not at the loop's next turn (the role uv_try_write plays in libuv).
         _output = new Pipe(new PipeOptions(
+            pool: pool,
+            minimumSegmentSize: PinnedBlockPool.BlockSize,
             readerScheduler: PipeScheduler.Inline,
             writerScheduler: scheduler,
             pauseWriterThreshold: options.OutputPauseThreshold,

@@ -1,0 +1,653 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Threading.Tasks.Sources;
+using EventLoop.Internal;
+using EventLoop.Libuv.Internal.Native;
+using EventLoop.Transports.Sockets;
+
+namespace EventLoop.Libuv.Internal;
+
+/// <summary>
+/// A TCP connection on libuv's own stream (<c>uv_tcp_t</c>), as Kestrel's libuv transport did it:
+/// <list type="bullet">
+/// <item>Reads: <c>uv_read_start</c> with an alloc callback that hands libuv the input pipe's next pinned
+/// block (<see cref="PipeWriter.GetMemory"/>), so bytes land in the pipe with no copy. When the application
+/// has not consumed enough and the pipe's <c>FlushAsync</c> does not complete, reading stops
+/// (<c>uv_read_stop</c>) until it does: backpressure towards the peer.</item>
+/// <item>Writes: the application's flush runs the send pump inline; it tries <c>uv_try_write</c> first (most
+/// writes end there, in the same call) and queues what is left with the connection's one reusable write
+/// request, waiting for its callback before taking more from the pipe.</item>
+/// <item>Half-close is <c>uv_shutdown</c>; abort is <c>uv_tcp_close_reset</c> (RST); every path ends in
+/// <c>uv_close</c>, whose callback frees the native memory.</item>
+/// </list>
+/// Everything runs on the loop thread; only <see cref="Abort"/> may be called from elsewhere (it hops).
+/// </summary>
+internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
+{
+    private const int MinimumReadSize = 2048;
+    private const int MaxBuffersPerWrite = 16;
+
+    private readonly LibuvLoop _loop;
+    private readonly Pipe _input;
+    private readonly Pipe _output;
+    private readonly CancellationTokenSource _closed = new();
+    private readonly ResourceNode _node;
+    private readonly EndPoint? _localEndPoint;
+    private readonly EndPoint? _remoteEndPoint;
+    private readonly Action _onInputFlushed;
+    private readonly IntPtr _self; // GCHandle, stored in the handle's header and in each request's data
+
+    private IntPtr _handle;
+    private bool _closing;
+    private TaskCompletionSource? _handleClosed;
+
+    // Read side.
+    private bool _reading;
+    private bool _inputCompleted;
+    private MemoryHandle _readPin;
+    private ValueTask<FlushResult> _pendingInputFlush;
+
+    // Write side: one write (or shutdown) in flight at a time.
+    private Task _writing = Task.CompletedTask;
+    private IntPtr _writeReq;
+    private IntPtr _shutdownReq;
+    private unsafe Uv.Buf* _bufs;
+    private readonly MemoryHandle[] _writePins = new MemoryHandle[MaxBuffersPerWrite];
+    private int _writePinCount;
+    private ManualResetValueTaskSourceCore<int> _writeDone;
+
+    private bool _aborted;
+    private bool _disposed;
+    private Exception? _abortReason;
+
+    /// <summary>Wraps a connected (or accepted) handle. The handle's header must not have an owner yet.</summary>
+    internal unsafe LibuvTcpConnection(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family)
+    {
+        _loop = loop;
+        _handle = handle;
+        var scheduler = new LoopPipeScheduler(loop);
+        PinnedBlockPool pool = loop.MemoryPool;
+        _input = new Pipe(new PipeOptions(
+            pool: pool,
+            readerScheduler: scheduler,
+            writerScheduler: scheduler,
+            pauseWriterThreshold: options.InputPauseThreshold,
+            resumeWriterThreshold: options.InputResumeThreshold,
+            minimumSegmentSize: PinnedBlockPool.BlockSize,
+            useSynchronizationContext: false));
+        // The send pump resumes inline inside the application's FlushAsync, so a small write reaches the
+        // socket in that call (uv_try_write), with no wait for the loop's next turn.
+        _output = new Pipe(new PipeOptions(
+            pool: pool,
+            readerScheduler: PipeScheduler.Inline,
+            writerScheduler: scheduler,
+            pauseWriterThreshold: options.OutputPauseThreshold,
+            resumeWriterThreshold: options.OutputResumeThreshold,
+            minimumSegmentSize: PinnedBlockPool.BlockSize,
+            useSynchronizationContext: false));
+        _onInputFlushed = OnInputFlushed;
+        _localEndPoint = LibuvTcp.GetEndPoint(handle, family, peer: false);
+        _remoteEndPoint = LibuvTcp.GetEndPoint(handle, family, peer: true);
+        _self = GCHandle.ToIntPtr(GCHandle.Alloc(this));
+        LibuvLoop.Header(handle)->Owner = _self;
+        _node = new ResourceNode(this);
+        loop.RegisterShutdown(_node);
+    }
+
+    public override PipeReader Input => _input.Reader;
+
+    public override PipeWriter Output => _output.Writer;
+
+    public override EndPoint? LocalEndPoint => _localEndPoint;
+
+    public override EndPoint? RemoteEndPoint => _remoteEndPoint;
+
+    public override CancellationToken ConnectionClosed => _closed.Token;
+
+    /// <summary>Starts reading and the send pump. Loop thread.</summary>
+    internal void Start()
+    {
+        StartReading();
+        _writing = SendLoopAsync();
+    }
+
+    // ------------------------------------------------------------------ reading
+
+    private unsafe void StartReading()
+    {
+        if (_reading || _closing || _inputCompleted)
+        {
+            return;
+        }
+
+        int status = Uv.ReadStart(_handle, &OnAlloc, &OnRead);
+        if (status < 0)
+        {
+            CompleteInput(Translate(status, "uv_read_start"));
+            return;
+        }
+
+        _reading = true;
+    }
+
+    private void StopReading()
+    {
+        if (_reading)
+        {
+            _reading = false;
+            if (!_closing)
+            {
+                Uv.ReadStop(_handle);
+            }
+        }
+    }
+
+    private unsafe void Alloc(Uv.Buf* buf)
+    {
+        Memory<byte> memory = _input.Writer.GetMemory(MinimumReadSize);
+        _readPin = memory.Pin();
+        buf->Base = (byte*)_readPin.Pointer;
+        buf->Length = (nuint)memory.Length;
+    }
+
+    private void Read(nint nread)
+    {
+        _readPin.Dispose();
+        _readPin = default;
+        if (nread > 0)
+        {
+            _input.Writer.Advance((int)nread);
+            ValueTask<FlushResult> flush = _input.Writer.FlushAsync();
+            if (flush.IsCompletedSuccessfully)
+            {
+                if (flush.Result.IsCompleted)
+                {
+                    CompleteInput(null); // the application stopped reading
+                }
+
+                return;
+            }
+
+            // The application has not consumed enough: stop reading from the socket until it has.
+            StopReading();
+            _pendingInputFlush = flush;
+            flush.GetAwaiter().UnsafeOnCompleted(_onInputFlushed);
+        }
+        else if (nread == Uv.EOF)
+        {
+            CompleteInput(null); // the peer half-closed: end of stream
+        }
+        else if (nread < 0)
+        {
+            CompleteInput(Translate((int)nread, "Receiving"));
+        }
+
+        // nread == 0: nothing read this time (EAGAIN); libuv calls again.
+    }
+
+    /// <summary>The application consumed enough of the input: read again (posted to the loop by the pipe).</summary>
+    private void OnInputFlushed()
+    {
+        FlushResult result;
+        try
+        {
+            result = _pendingInputFlush.GetAwaiter().GetResult();
+        }
+        catch (Exception)
+        {
+            result = new FlushResult(isCanceled: false, isCompleted: true);
+        }
+
+        _pendingInputFlush = default;
+        if (_inputCompleted)
+        {
+            return;
+        }
+
+        if (result.IsCompleted)
+        {
+            CompleteInput(null);
+            return;
+        }
+
+        StartReading();
+    }
+
+    /// <summary>Ends the input pipe: end of stream (null), a failure, or the abort reason.</summary>
+    private void CompleteInput(Exception? error)
+    {
+        if (_inputCompleted)
+        {
+            return;
+        }
+
+        _inputCompleted = true;
+        StopReading();
+        _input.Writer.CancelPendingFlush();
+        _input.Writer.Complete(error);
+        SignalClosed(); // receiving stopped: end of stream, reset, abort or dispose
+    }
+
+    // ------------------------------------------------------------------ writing
+
+    private async Task SendLoopAsync()
+    {
+        PipeReader reader = _output.Reader;
+        Exception? error = null;
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await reader.ReadAsync().ConfigureAwait(true);
+                ReadOnlySequence<byte> remaining = result.Buffer;
+                while (!remaining.IsEmpty && !_closing)
+                {
+                    int status = StartWrite(ref remaining, out bool pending);
+                    if (pending)
+                    {
+                        // Completed inline from the write callback, on the loop thread.
+                        status = await new ValueTask<int>(this, _writeDone.Version).ConfigureAwait(false);
+                    }
+
+                    ReleaseWritePins();
+                    if (status < 0)
+                    {
+                        throw Translate(status, "Sending") ?? new ConnectionAbortedException("The connection was closed.");
+                    }
+                }
+
+                reader.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled || _closing)
+                {
+                    break;
+                }
+            }
+
+            if (!_closing)
+            {
+                // Everything was sent: half-close (FIN).
+                int status = StartShutdown();
+                if (status == 0)
+                {
+                    status = await new ValueTask<int>(this, _writeDone.Version).ConfigureAwait(false);
+                }
+
+                if (status < 0 && status != Uv.ENOTCONN)
+                {
+                    throw Translate(status, "Shutting down the send side") ?? new ConnectionAbortedException("The connection was closed.");
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            error = ex is IOException or SocketException ? ex : new ConnectionAbortedException("The connection was closed.", ex);
+        }
+
+        ReleaseWritePins();
+        await reader.CompleteAsync(_aborted ? _abortReason : _disposed ? null : error).ConfigureAwait(true);
+    }
+
+    /// <summary>
+    /// Pins up to <see cref="MaxBuffersPerWrite"/> segments of <paramref name="remaining"/>, writes what the
+    /// socket takes now (<c>uv_try_write</c>) and queues the rest (<c>uv_write</c>, <paramref name="pending"/>).
+    /// Returns a libuv status. <paramref name="remaining"/> moves past the segments taken.
+    /// </summary>
+    private unsafe int StartWrite(ref ReadOnlySequence<byte> remaining, out bool pending)
+    {
+        pending = false;
+        if (_bufs == null)
+        {
+            _bufs = (Uv.Buf*)NativeMemory.Alloc((nuint)(sizeof(Uv.Buf) * MaxBuffersPerWrite));
+        }
+
+        int count = 0;
+        long total = 0;
+        foreach (ReadOnlyMemory<byte> segment in remaining)
+        {
+            if (segment.IsEmpty)
+            {
+                continue;
+            }
+
+            if (count == MaxBuffersPerWrite)
+            {
+                break;
+            }
+
+            MemoryHandle pin = segment.Pin();
+            _writePins[count] = pin;
+            _bufs[count].Base = (byte*)pin.Pointer;
+            _bufs[count].Length = (nuint)segment.Length;
+            total += segment.Length;
+            count++;
+            _writePinCount = count;
+        }
+
+        remaining = remaining.Slice(total);
+        if (count == 0)
+        {
+            return 0;
+        }
+
+        int written = Uv.TryWrite(_handle, _bufs, (uint)count);
+        if (written == total)
+        {
+            return 0;
+        }
+
+        if (written < 0)
+        {
+            if (written != Uv.EAGAIN && written != Uv.ENOSYS)
+            {
+                return written;
+            }
+
+            written = 0;
+        }
+
+        // Skip what went out, queue the rest.
+        int first = 0;
+        while (written > 0)
+        {
+            int length = (int)_bufs[first].Length;
+            if (written >= length)
+            {
+                written -= length;
+                first++;
+            }
+            else
+            {
+                _bufs[first].Base += written;
+                _bufs[first].Length -= (nuint)written;
+                written = 0;
+            }
+        }
+
+        _writeDone.Reset();
+        _writeReq = _writeReq != IntPtr.Zero ? _writeReq : LibuvTcp.NewRequest(Uv.ReqType.Write);
+        Uv.SetData(_writeReq, _self);
+        int status = Uv.Write(_writeReq, _handle, _bufs + first, (uint)(count - first), &OnWriteDone);
+        pending = status == 0;
+        return status;
+    }
+
+    private unsafe int StartShutdown()
+    {
+        _writeDone.Reset();
+        _shutdownReq = _shutdownReq != IntPtr.Zero ? _shutdownReq : LibuvTcp.NewRequest(Uv.ReqType.Shutdown);
+        Uv.SetData(_shutdownReq, _self);
+        return Uv.Shutdown(_shutdownReq, _handle, &OnShutdownDone);
+    }
+
+    private void ReleaseWritePins()
+    {
+        for (int i = 0; i < _writePinCount; i++)
+        {
+            _writePins[i].Dispose();
+            _writePins[i] = default;
+        }
+
+        _writePinCount = 0;
+    }
+
+    int IValueTaskSource<int>.GetResult(short token) => _writeDone.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<int>.GetStatus(short token) => _writeDone.GetStatus(token);
+
+    void IValueTaskSource<int>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _writeDone.OnCompleted(continuation, state, token, flags);
+
+    // ------------------------------------------------------------------ closing
+
+    private Exception? Translate(int status, string operation)
+    {
+        if (_aborted)
+        {
+            return _abortReason;
+        }
+
+        if (_disposed)
+        {
+            return null;
+        }
+
+        Exception inner = Uv.CreateException(status, operation);
+        return inner is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown }
+            ? new ConnectionResetException("The connection was reset by the peer.", inner)
+            : new IOException($"{operation} failed: {Uv.ErrorName(status)} ({Uv.ErrorMessage(status)}).", inner);
+    }
+
+    private void SignalClosed()
+    {
+        if (!_closed.IsCancellationRequested)
+        {
+            try
+            {
+                _closed.Cancel();
+            }
+            catch (Exception ex)
+            {
+                _loop.ReportException("A ConnectionClosed callback threw", ex, this);
+            }
+        }
+    }
+
+    /// <summary>Starts closing the handle (with RST when <paramref name="reset"/>); its callback frees it.</summary>
+    private unsafe void CloseHandle(bool reset)
+    {
+        if (_closing)
+        {
+            return;
+        }
+
+        _closing = true;
+        _reading = false;
+        _loop.UnregisterShutdown(_node);
+        _loop.PendingIo++; // until the close callback
+        _handleClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!reset || Uv.TcpCloseReset(_handle, &OnHandleClosed) != 0)
+        {
+            Uv.Close(_handle, &OnHandleClosed);
+        }
+    }
+
+    /// <summary>The close callback: every request callback has run (cancelled ones too). Frees the rest.</summary>
+    private unsafe void HandleClosed()
+    {
+        _loop.PendingIo--;
+        _handle = IntPtr.Zero;
+        LibuvTcp.FreeRequest(ref _writeReq);
+        LibuvTcp.FreeRequest(ref _shutdownReq);
+        if (_bufs != null)
+        {
+            NativeMemory.Free(_bufs);
+            _bufs = null;
+        }
+
+        _handleClosed!.TrySetResult();
+    }
+
+    public override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken = default)
+    {
+        _loop.CheckLoopThread();
+        await _output.Writer.CompleteAsync().ConfigureAwait(true);
+        await _writing.WaitAsync(cancellationToken).ConfigureAwait(true);
+    }
+
+    public override void Abort(Exception? reason = null)
+    {
+        if (!_loop.IsOnLoopThread)
+        {
+            try
+            {
+                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));
+            }
+            catch (InvalidOperationException)
+            {
+                // The loop closed: it already closed this connection.
+            }
+
+            return;
+        }
+
+        if (_aborted || _disposed)
+        {
+            return;
+        }
+
+        _aborted = true;
+        _abortReason = reason ?? new ConnectionAbortedException("The connection was aborted.");
+        CloseHandle(reset: true);
+
+        // Pending and later reads and flushes fail with the reason: the input ends with it, and the send
+        // pump (woken wherever it waits) completes the output with it.
+        CompleteInput(_abortReason);
+        _output.Reader.CancelPendingRead();
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        if (!_aborted)
+        {
+            // Graceful: send what the application wrote, then FIN, then close.
+            await _output.Writer.CompleteAsync().ConfigureAwait(true);
+            try
+            {
+                await _writing.ConfigureAwait(true);
+            }
+            catch (Exception)
+            {
+                // Send errors were already surfaced on the pipe.
+            }
+        }
+
+        _disposed = true;
+        CloseHandle(reset: false);
+        CompleteInput(null);
+        await _input.Reader.CompleteAsync().ConfigureAwait(true);
+        _output.Reader.CancelPendingRead();
+        await _handleClosed!.Task.ConfigureAwait(true);
+        try
+        {
+            await _writing.ConfigureAwait(true);
+        }
+        catch (Exception)
+        {
+            // Already surfaced.
+        }
+
+        SignalClosed();
+    }
+
+    public override string ToString() => $"TCP (libuv) {_localEndPoint} <-> {_remoteEndPoint}";
+
+    // ------------------------------------------------------------------ native callbacks: never throw into libuv
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static LibuvTcpConnection? FromHandle(IntPtr handle) => LibuvLoop.OwnerOf(handle) as LibuvTcpConnection;
+
+    private static LibuvTcpConnection? FromRequest(IntPtr req)
+    {
+        IntPtr self = Uv.GetData(req);
+        return self == IntPtr.Zero ? null : GCHandle.FromIntPtr(self).Target as LibuvTcpConnection;
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnAlloc(IntPtr handle, nuint suggestedSize, Uv.Buf* buf)
+    {
+        buf->Base = null;
+        buf->Length = 0; // libuv reports UV_ENOBUFS to the read callback if this stays empty
+        LibuvTcpConnection? connection = null;
+        try
+        {
+            connection = FromHandle(handle);
+            connection?.Alloc(buf);
+        }
+        catch (Exception ex)
+        {
+            LibuvLoop.ReportFromNative(connection?._loop, "TCP alloc", ex);
+        }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnRead(IntPtr handle, nint nread, Uv.Buf* buf)
+    {
+        LibuvTcpConnection? connection = null;
+        try
+        {
+            connection = FromHandle(handle);
+            connection?.Read(nread);
+        }
+        catch (Exception ex)
+        {
+            LibuvLoop.ReportFromNative(connection?._loop, "TCP read", ex);
+            connection?.Abort(new IOException("Receiving failed: " + ex.Message, ex));
+        }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnWriteDone(IntPtr req, int status)
+    {
+        LibuvTcpConnection? connection = null;
+        try
+        {
+            connection = FromRequest(req);
+            connection?._writeDone.SetResult(status);
+        }
+        catch (Exception ex)
+        {
+            LibuvLoop.ReportFromNative(connection?._loop, "TCP write", ex);
+        }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnShutdownDone(IntPtr req, int status)
+    {
+        LibuvTcpConnection? connection = null;
+        try
+        {
+            connection = FromRequest(req);
+            connection?._writeDone.SetResult(status);
+        }
+        catch (Exception ex)
+        {
+            LibuvLoop.ReportFromNative(connection?._loop, "TCP shutdown", ex);
+        }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnHandleClosed(IntPtr handle)
+    {
+        LibuvTcpConnection? connection = null;
+        try
+        {
+            connection = FromHandle(handle);
+            connection?.HandleClosed();
+        }
+        catch (Exception ex)
+        {
+            LibuvLoop.ReportFromNative(connection?._loop, "TCP close", ex);
+        }
+        finally
+        {
+            LibuvLoop.FreeHandle(handle); // frees the connection's GCHandle too
+        }
+    }
+
+    /// <summary>Closes the connection when the loop shuts down with it still open.</summary>
+    private sealed class ResourceNode(LibuvTcpConnection owner) : ShutdownNode
+    {
+        internal override bool IsResource => true;
+
+        internal override void OnShutdown() => owner.Abort(new ConnectionAbortedException("The loop shut down with the connection open."));
+    }
+}

@@ -1,0 +1,425 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using EventLoop.Internal;
+using EventLoop.Libuv.Internal.Native;
+
+namespace EventLoop.Libuv.Internal;
+
+/// <summary>Small helpers shared by the libuv TCP types: addresses, requests, options.</summary>
+internal static unsafe class LibuvTcp
+{
+    /// <summary>Room for any socket address (sockaddr_storage is 128 bytes).</summary>
+    private const int MaxAddressSize = 128;
+
+    /// <summary>Runs <paramref name="call"/> with <paramref name="endpoint"/> as a native sockaddr.</summary>
+    public static int WithAddress(IPEndPoint endpoint, Func<IntPtr, int> call)
+    {
+        SocketAddress address = endpoint.Serialize();
+        fixed (byte* native = address.Buffer.Span)
+        {
+            return call((IntPtr)native);
+        }
+    }
+
+    /// <summary>The local or peer address of a TCP handle, or null if it has none (not connected).</summary>
+    public static IPEndPoint? GetEndPoint(IntPtr handle, AddressFamily family, bool peer)
+    {
+        byte* buffer = stackalloc byte[MaxAddressSize];
+        int length = MaxAddressSize;
+        int status = peer ? Uv.TcpGetPeerName(handle, buffer, &length) : Uv.TcpGetSockName(handle, buffer, &length);
+        if (status < 0 || length <= 0)
+        {
+            return null;
+        }
+
+        var address = new SocketAddress(family, length);
+        new ReadOnlySpan<byte>(buffer, length).CopyTo(address.Buffer.Span);
+        try
+        {
+            return (IPEndPoint)new IPEndPoint(family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0).Create(address);
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    public static IntPtr NewRequest(Uv.ReqType type) => (IntPtr)NativeMemory.AllocZeroed(Uv.ReqSize(type));
+
+    public static void FreeRequest(ref IntPtr req)
+    {
+        if (req != IntPtr.Zero)
+        {
+            NativeMemory.Free((void*)req);
+            req = IntPtr.Zero;
+        }
+    }
+
+    /// <summary>A new, initialised TCP handle on <paramref name="loop"/>; close it with <c>uv_close</c>.</summary>
+    public static IntPtr NewTcpHandle(LibuvLoop loop)
+    {
+        IntPtr handle = loop.NewHandle(Uv.HandleType.Tcp);
+        int status = Uv.TcpInit(loop.NativeLoop, handle);
+        loop.Adopt(handle);
+        if (status < 0)
+        {
+            LibuvLoop.FreeHandle(handle); // never initialised: nothing for libuv to close
+            Uv.ThrowError(status, "uv_tcp_init");
+        }
+
+        return handle;
+    }
+
+    /// <summary>Closes a handle nobody owns yet (failed listen or connect); its memory is freed in the callback.</summary>
+    public static void CloseUnowned(IntPtr handle)
+    {
+        if (!Uv.IsClosing(handle))
+        {
+            Uv.Close(handle, &LibuvLoop.OnClosed);
+        }
+    }
+
+    public static int ApplyOptions(IntPtr handle, TcpOptions options)
+    {
+        int status = Uv.TcpNoDelay(handle, options.NoDelay);
+        if (status == 0 && options.KeepAlive)
+        {
+            status = Uv.TcpKeepAlive(handle, true, (uint)Math.Max(1, (int)options.KeepAliveDelay.TotalSeconds));
+        }
+
+        return status;
+    }
+
+    public static IPEndPoint RequireIPEndPoint(EndPoint endpoint, string parameterName) =>
+        endpoint as IPEndPoint ?? throw new ArgumentException(
+            $"Listening needs an IPEndPoint (an IP address and a port); got {endpoint.GetType().Name} '{endpoint}'.", parameterName);
+}
+
+/// <summary>A TCP listener on a libuv stream. Connections are accepted as they arrive and queued for <see cref="AcceptAsync"/>.</summary>
+internal sealed class LibuvTcpListener : ConnectionListener
+{
+    private readonly LibuvLoop _loop;
+    private readonly TcpOptions _options;
+    private readonly IPEndPoint _localEndPoint;
+    private readonly AddressFamily _family;
+    private readonly ResourceNode _node;
+    private readonly Queue<LibuvTcpConnection> _accepted = new();
+    private readonly Queue<TaskCompletionSource<Connection>> _waiters = new();
+    private IntPtr _handle;
+    private bool _disposed;
+
+    private unsafe LibuvTcpListener(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family)
+    {
+        _loop = loop;
+        _handle = handle;
+        _options = options;
+        _family = family;
+        _localEndPoint = LibuvTcp.GetEndPoint(handle, family, peer: false) ?? new IPEndPoint(IPAddress.None, 0);
+        LibuvLoop.Header(handle)->Owner = GCHandle.ToIntPtr(GCHandle.Alloc(this));
+        _node = new ResourceNode(this);
+        loop.RegisterShutdown(_node);
+    }
+
+    public override EndPoint LocalEndPoint => _localEndPoint;
+
+    internal static unsafe LibuvTcpListener Listen(LibuvLoop loop, EndPoint endpoint, TcpOptions options)
+    {
+        IPEndPoint ip = LibuvTcp.RequireIPEndPoint(endpoint, nameof(endpoint));
+        IntPtr handle = LibuvTcp.NewTcpHandle(loop);
+        int status = LibuvTcp.WithAddress(ip, address => Uv.TcpBind(handle, (byte*)address, 0));
+        if (status == 0)
+        {
+            status = Uv.Listen(handle, options.Backlog, &OnConnection);
+        }
+
+        if (status < 0)
+        {
+            LibuvTcp.CloseUnowned(handle);
+            Uv.ThrowError(status, $"Listening on {ip}");
+        }
+
+        return new LibuvTcpListener(loop, handle, options, ip.AddressFamily);
+    }
+
+    public override ValueTask<Connection> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        _loop.CheckLoopThread();
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<Connection>(cancellationToken);
+        }
+
+        if (_accepted.TryDequeue(out LibuvTcpConnection? ready))
+        {
+            return new ValueTask<Connection>(ready);
+        }
+
+        return WaitForConnectionAsync(cancellationToken);
+    }
+
+    private async ValueTask<Connection> WaitForConnectionAsync(CancellationToken cancellationToken)
+    {
+        var waiter = new TaskCompletionSource<Connection>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiters.Enqueue(waiter);
+        using CancellationTokenRegistration registration = cancellationToken.UnsafeRegister(
+            static (state, token) => ((TaskCompletionSource<Connection>)state!).TrySetCanceled(token), waiter);
+        return await waiter.Task.ConfigureAwait(true);
+    }
+
+    private void OnConnection(int status)
+    {
+        if (status < 0)
+        {
+            _loop.ReportException($"Accepting on {_localEndPoint} failed", Uv.CreateException(status, "accept"), this);
+            return;
+        }
+
+        IntPtr client = LibuvTcp.NewTcpHandle(_loop);
+        status = Uv.Accept(_handle, client);
+        if (status == 0)
+        {
+            status = LibuvTcp.ApplyOptions(client, _options);
+        }
+
+        if (status < 0)
+        {
+            LibuvTcp.CloseUnowned(client);
+            return; // the peer is gone already (or the options failed): nothing to hand out
+        }
+
+        var connection = new LibuvTcpConnection(_loop, client, _options, _family);
+        connection.Start();
+        while (_waiters.TryDequeue(out TaskCompletionSource<Connection>? waiter))
+        {
+            if (waiter.TrySetResult(connection))
+            {
+                return;
+            }
+        }
+
+        _accepted.Enqueue(connection);
+    }
+
+    public override unsafe ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return default;
+        }
+
+        _disposed = true;
+        _loop.UnregisterShutdown(_node);
+        Uv.Close(_handle, &OnListenerClosed);
+        _handle = IntPtr.Zero;
+        while (_waiters.TryDequeue(out TaskCompletionSource<Connection>? waiter))
+        {
+            waiter.TrySetException(new ObjectDisposedException(ToString()));
+        }
+
+        // Connections that arrived but were never accepted are nobody's: close them.
+        while (_accepted.TryDequeue(out LibuvTcpConnection? connection))
+        {
+            connection.Abort(new ConnectionAbortedException("The listener was disposed before the connection was accepted."));
+        }
+
+        return default;
+    }
+
+    public override string ToString() => $"TCP listener (libuv) on {_localEndPoint}";
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnConnection(IntPtr server, int status)
+    {
+        LibuvTcpListener? listener = null;
+        try
+        {
+            listener = LibuvLoop.OwnerOf(server) as LibuvTcpListener;
+            listener?.OnConnection(status);
+        }
+        catch (Exception ex)
+        {
+            LibuvLoop.ReportFromNative(listener?._loop, "TCP connection", ex);
+        }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnListenerClosed(IntPtr handle) => LibuvLoop.FreeHandle(handle);
+
+    private sealed class ResourceNode(LibuvTcpListener owner) : ShutdownNode
+    {
+        internal override bool IsResource => true;
+
+        internal override void OnShutdown() => _ = owner.DisposeAsync();
+    }
+}
+
+/// <summary>Outgoing TCP connections on libuv (<c>uv_tcp_connect</c>); host names resolve through <see cref="Dns"/>.</summary>
+internal sealed class LibuvTcpConnector : ShutdownNode
+{
+    private readonly LibuvLoop _loop;
+    private readonly TaskCompletionSource<int> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IntPtr _handle;
+    private bool _cancelled;
+
+    private LibuvTcpConnector(LibuvLoop loop) => _loop = loop;
+
+    internal override bool IsResource => true;
+
+    internal static async ValueTask<Connection> ConnectAsync(LibuvLoop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
+    {
+        IPAddress[] addresses;
+        int port;
+        switch (endpoint)
+        {
+            case IPEndPoint ip:
+                addresses = [ip.Address];
+                port = ip.Port;
+                break;
+            case DnsEndPoint dns:
+                addresses = await Dns.GetHostAddressesAsync(dns.Host, dns.AddressFamily, cancellationToken).ConfigureAwait(true);
+                port = dns.Port;
+                if (addresses.Length == 0)
+                {
+                    throw new SocketException((int)SocketError.HostNotFound, $"No address found for '{dns.Host}'.");
+                }
+
+                break;
+            default:
+                throw new ArgumentException($"Connecting needs an IPEndPoint or a DnsEndPoint; got {endpoint.GetType().Name} '{endpoint}'.", nameof(endpoint));
+        }
+
+        // As Socket.ConnectAsync does for a host name: try each address in turn, report the last failure.
+        Exception? last = null;
+        foreach (IPAddress address in addresses)
+        {
+            try
+            {
+                return await ConnectOneAsync(loop, new IPEndPoint(address, port), options, cancellationToken).ConfigureAwait(true);
+            }
+            catch (SocketException ex) when (addresses.Length > 1)
+            {
+                last = ex;
+            }
+        }
+
+        throw last!;
+    }
+
+    private static async ValueTask<Connection> ConnectOneAsync(LibuvLoop loop, IPEndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
+    {
+        var connector = new LibuvTcpConnector(loop);
+        IntPtr handle = connector.Start(endpoint, options);
+        int status;
+        loop.PendingIo++;
+        loop.RegisterShutdown(connector);
+        using (cancellationToken.UnsafeRegister(
+            static state =>
+            {
+                var c = (LibuvTcpConnector)state!;
+                try
+                {
+                    c._loop.CallSoonThreadSafe(static c => c.Cancel(), c);
+                }
+                catch (InvalidOperationException)
+                {
+                    // The loop closed; its shutdown cancelled the connect.
+                }
+            },
+            connector))
+        {
+            status = await connector._done.Task.ConfigureAwait(true);
+        }
+
+        loop.UnregisterShutdown(connector);
+        if (connector._cancelled)
+        {
+            if (status == 0)
+            {
+                LibuvTcp.CloseUnowned(handle);
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            throw new OperationCanceledException("The connect was cancelled because the loop shut down.");
+        }
+
+        if (status < 0)
+        {
+            LibuvTcp.CloseUnowned(handle);
+            Uv.ThrowError(status, $"Connecting to {endpoint}");
+        }
+
+        var connection = new LibuvTcpConnection(loop, handle, options, endpoint.AddressFamily);
+        connection.Start();
+        return connection;
+    }
+
+    /// <summary>Opens the handle and starts <c>uv_tcp_connect</c>; throws (with everything released) if it cannot start.</summary>
+    private unsafe IntPtr Start(IPEndPoint endpoint, TcpOptions options)
+    {
+        IntPtr handle = LibuvTcp.NewTcpHandle(_loop);
+        int status = LibuvTcp.ApplyOptions(handle, options);
+        IntPtr req = IntPtr.Zero;
+        GCHandle self = default;
+        if (status == 0)
+        {
+            req = LibuvTcp.NewRequest(Uv.ReqType.Connect);
+            self = GCHandle.Alloc(this);
+            Uv.SetData(req, GCHandle.ToIntPtr(self));
+            SocketAddress address = endpoint.Serialize();
+            fixed (byte* native = address.Buffer.Span)
+            {
+                status = Uv.TcpConnect(req, handle, native, &OnConnected);
+            }
+        }
+
+        if (status < 0)
+        {
+            if (self.IsAllocated)
+            {
+                self.Free();
+            }
+
+            LibuvTcp.FreeRequest(ref req);
+            LibuvTcp.CloseUnowned(handle);
+            Uv.ThrowError(status, $"Connecting to {endpoint}");
+        }
+
+        _handle = handle;
+        return handle;
+    }
+
+    /// <summary>Cancels a pending connect: closing the handle makes libuv call back with ECANCELED.</summary>
+    private unsafe void Cancel()
+    {
+        if (_cancelled || _done.Task.IsCompleted)
+        {
+            return;
+        }
+
+        _cancelled = true;
+        LibuvTcp.CloseUnowned(_handle);
+    }
+
+    internal override void OnShutdown() => Cancel();
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnConnected(IntPtr req, int status)
+    {
+        try
+        {
+            var self = GCHandle.FromIntPtr(Uv.GetData(req));
+            var connector = (LibuvTcpConnector)self.Target!;
+            self.Free();
+            NativeMemory.Free((void*)req);
+            connector._loop.PendingIo--;
+            connector._done.TrySetResult(status);
+        }
+        catch (Exception ex)
+        {
+            LibuvLoop.ReportFromNative(null, "TCP connect", ex);
+        }
+    }
+}

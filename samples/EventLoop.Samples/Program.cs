@@ -75,9 +75,89 @@ echoServer.SetAction(parse =>
     return Run(parse.GetValue(loopOption)!, loop => EchoServer.RunAsync(loop, host, port, AnsiConsole.Console, stop.Token));
 });
 
+var baseUrlOption = new Option<string?>("--base-url") { Description = "The site to scrape (pages {base-url}/N). Default: a local stand-in podcast site started on the loop." };
+var firstOption = new Option<int>("--first") { Description = "The first page number.", DefaultValueFactory = _ => 150 };
+var countOption = new Option<int>("--count") { Description = "How many pages to fetch.", DefaultValueFactory = _ => 20 };
+var concurrencyOption = new Option<int>("--concurrency") { Description = "Pages fetched at once (async).", DefaultValueFactory = _ => 10 };
+var latencyOption = new Option<int>("--latency-ms") { Description = "The local site's delay per page, in milliseconds.", DefaultValueFactory = _ => 15 };
+var quietOption = new Option<bool>("--quiet") { Description = "Print only errors and the summary line (for benchmarks)." };
+var warmupOption = new Option<int>("--warmup") { Description = "Pages fetched first, unmeasured and unprinted (for benchmarks).", DefaultValueFactory = _ => 0 };
+var scraper = new Command("scraper", "Fetch a run of episode pages and print their titles: blocking (--sync) vs. async on the loop.");
+scraper.Options.Add(syncOption);
+scraper.Options.Add(baseUrlOption);
+scraper.Options.Add(firstOption);
+scraper.Options.Add(countOption);
+scraper.Options.Add(concurrencyOption);
+scraper.Options.Add(latencyOption);
+scraper.Options.Add(quietOption);
+scraper.Options.Add(warmupOption);
+scraper.SetAction(parse =>
+{
+    int count = parse.GetValue(countOption), concurrency = parse.GetValue(concurrencyOption);
+    int latencyMs = parse.GetValue(latencyOption), warmup = parse.GetValue(warmupOption);
+    if (count < 0 || concurrency < 1 || latencyMs < 0 || warmup < 0)
+    {
+        AnsiConsole.MarkupLine("[red]--count, --latency-ms and --warmup must not be negative, and --concurrency must be at least 1.[/]");
+        return 2;
+    }
+
+    string? baseUrl = parse.GetValue(baseUrlOption);
+    bool sync = parse.GetValue(syncOption);
+    var options = new ScraperOptions(baseUrl ?? "", parse.GetValue(firstOption), count, concurrency, parse.GetValue(quietOption), warmup);
+    if (baseUrl is null)
+    {
+        return Run(parse.GetValue(loopOption)!, loop =>
+            ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, options, TimeSpan.FromMilliseconds(latencyMs), sync));
+    }
+
+    if (sync)
+    {
+        ScraperDemo.RunSync(AnsiConsole.Console, options); // no loop needed: blocking calls against a real site
+        return 0;
+    }
+
+    return Run(parse.GetValue(loopOption)!, loop => ScraperDemo.RunAsync(loop, AnsiConsole.Console, options));
+});
+
+var sitePortOption = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8000 };
+var siteLatencyOption = new Option<int>("--latency-ms") { Description = "Delay per page, in milliseconds.", DefaultValueFactory = _ => 0 };
+var site = new Command("site", "The local stand-in podcast site on the loop (pages /N with an <h1>); serves until Ctrl+C.");
+site.Options.Add(hostOption);
+site.Options.Add(sitePortOption);
+site.Options.Add(siteLatencyOption);
+site.SetAction(parse =>
+{
+    if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
+    {
+        AnsiConsole.MarkupLine($"[red]--host must be an IP address, not '{Markup.Escape(parse.GetValue(hostOption) ?? "")}'.[/]");
+        return 2;
+    }
+
+    int port = parse.GetValue(sitePortOption), latencyMs = parse.GetValue(siteLatencyOption);
+    if (port is < 0 or > 65535 || latencyMs < 0)
+    {
+        AnsiConsole.MarkupLine("[red]--port must be between 0 and 65535 and --latency-ms not negative.[/]");
+        return 2;
+    }
+
+    using var stop = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+    using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+        System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
+    return Run(parse.GetValue(loopOption)!, async loop =>
+    {
+        await using PodcastSite podcast = await PodcastSite.StartAsync(loop, TimeSpan.FromMilliseconds(latencyMs), new System.Net.IPEndPoint(host, port));
+        Console.WriteLine($"podcast site on {podcast.BaseUrl.ToString().TrimEnd('/')} ({loop.PolicyName} loop, {latencyMs} ms per page)");
+        await podcast.RunUntilCancelledAsync(stop.Token);
+        Console.WriteLine($"stopping after {podcast.RequestsServed} requests");
+    });
+});
+
 root.Subcommands.Add(echoServer);
 root.Subcommands.Add(generator);
 root.Subcommands.Add(producerConsumer);
+root.Subcommands.Add(scraper);
+root.Subcommands.Add(site);
 root.Subcommands.Add(unsync);
 root.SetAction(parse => Run(parse.GetValue(loopOption)!, async loop =>
 {
@@ -89,6 +169,10 @@ root.SetAction(parse => Run(parse.GetValue(loopOption)!, async loop =>
     var async = await ProducerConsumerDemo.RunAsync(loop, AnsiConsole.Console, scale);
     AnsiConsole.MarkupLine($"[bold green]async vs sync[/]: total {async.Total.TotalSeconds:F2} s vs {sync.Total.TotalSeconds:F2} s, " +
                            $"average latency {async.AverageLatency.TotalSeconds:F3} s vs {sync.AverageLatency.TotalSeconds:F3} s");
+    AnsiConsole.WriteLine();
+    var scraped = await ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, new ScraperOptions("", First: 150, Count: 10, Concurrency: 10), TimeSpan.FromMilliseconds(20), sync: true);
+    var scrapedAsync = await ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, new ScraperOptions("", First: 150, Count: 10, Concurrency: 10), TimeSpan.FromMilliseconds(20), sync: false);
+    AnsiConsole.MarkupLine($"[bold green]async vs sync[/]: {scrapedAsync.Elapsed.TotalSeconds:F2} s vs {scraped.Elapsed.TotalSeconds:F2} s for the same 10 pages");
     AnsiConsole.WriteLine();
     await UnsyncDemo.RunAsync(loop, AnsiConsole.Console, sleeps: 200);
     AnsiConsole.Write(new Rule("[bold]tour done[/]"));

@@ -5,14 +5,17 @@ namespace EventLoop.Samples.Demos;
 
 /// <summary>
 /// The talk's "unsync" mix, done the .NET way: CPU-bound work runs truly in parallel on the thread pool (no
-/// GIL), blocking calls go to <see cref="Loop.RunInExecutor{T}(Func{T}, CancellationToken)"/>, and many small
-/// waits are loop timers, all awaited together from the loop.
+/// GIL), two downloads run on the loop through the loop's own TCP connections, two blocking downloads
+/// (<see cref="HttpClient.Send(HttpRequestMessage)"/>) go to <see cref="Loop.RunInExecutor{T}(Func{T}, CancellationToken)"/>,
+/// and many small waits are loop timers, all awaited together from the loop. The pages come from the local
+/// stand-in site (<see cref="PodcastSite"/>) started on the same loop, each served after
+/// <c>downloadMs</c>, so the demo runs offline.
 /// </summary>
 internal static class UnsyncDemo
 {
     public sealed record Result(TimeSpan Concurrent, TimeSpan Sequential);
 
-    public static async Task<Result> RunAsync(Loop loop, IAnsiConsole console, int sleeps = 1000, int cpuWork = 3_000_000, int blockingMs = 200)
+    public static async Task<Result> RunAsync(Loop loop, IAnsiConsole console, int sleeps = 1000, int cpuWork = 3_000_000, int downloadMs = 200)
     {
         console.MarkupLine($"[bold yellow]Unsync[/]: CPU-bound, blocking and async work together on the {loop.PolicyName} loop");
         var timings = new List<(string Name, TimeSpan Took)>();
@@ -25,18 +28,45 @@ internal static class UnsyncDemo
             console.MarkupLine($"  [green]done[/] {Markup.Escape(name)} in {watch.Elapsed.TotalSeconds:F2} s");
         }
 
+        await using PodcastSite site = await PodcastSite.StartAsync(loop, TimeSpan.FromMilliseconds(downloadMs));
+        using HttpClient loopHttp = LoopHttp.CreateClient(loop);
+        using var blockingHttp = new HttpClient(new SocketsHttpHandler { UseProxy = false });
         var all = Stopwatch.StartNew();
         var tasks = new List<Task>();
+        // The loop's downloads start first: SocketsHttpHandler opens its connections from a thread-pool work
+        // item (the connect callback then hops to the loop), so on a small machine a connect queued behind the
+        // CPU-bound and blocking work would wait for a free pool thread.
+        for (int i = 1; i <= 2; i++)
+        {
+            string url = $"{site.BaseUrl}{i}";
+            tasks.Add(Timed($"async download {url} ({downloadMs} ms page, loop TCP)", async () =>
+            {
+                string html = await loopHttp.GetStringAsync(url);
+                console.MarkupLine($"  [grey]got {html.Length:N0} chars from {Markup.Escape(url)} on the loop[/]");
+            }));
+        }
+
         for (int i = 1; i <= 3; i++)
         {
             int n = i;
             tasks.Add(Timed($"CPU-bound computation {n} (thread pool)", () => Task.Run(() => Compute(cpuWork))));
         }
 
-        for (int i = 1; i <= 2; i++)
+        for (int i = 3; i <= 4; i++)
         {
-            int n = i;
-            tasks.Add(Timed($"blocking call {n} ({blockingMs} ms, via RunInExecutor)", () => loop.RunInExecutor(() => Thread.Sleep(blockingMs))));
+            string url = $"{site.BaseUrl}{i}";
+            tasks.Add(Timed($"blocking download {url} ({downloadMs} ms page, HttpClient.Send via RunInExecutor)", async () =>
+            {
+                int length = await loop.RunInExecutor(() =>
+                {
+                    using var request = new HttpRequestMessage(HttpMethod.Get, url);
+                    using HttpResponseMessage response = blockingHttp.Send(request);
+                    response.EnsureSuccessStatusCode();
+                    using var reader = new StreamReader(response.Content.ReadAsStream());
+                    return reader.ReadToEnd().Length;
+                });
+                console.MarkupLine($"  [grey]got {length:N0} chars from {Markup.Escape(url)} on a pool thread[/]");
+            }));
         }
 
         for (int i = 1; i <= 4; i++)

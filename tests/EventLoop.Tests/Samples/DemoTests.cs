@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
 using EventLoop.Samples.Demos;
 using Spectre.Console;
 
@@ -18,6 +21,26 @@ public abstract class DemoTests : LoopTestBase
         console.Profile.Width = 10_000; // no wrapping: one output line per line
         return (console, text);
     }
+
+    /// <summary>
+    /// These demos use the thread pool on purpose (CPU-bound work, RunInExecutor), and SocketsHttpHandler opens
+    /// every connection from a pool work item, even for a blocking Send, which waits for it. On a 2-core runner
+    /// the pool starts with 2 threads, so two blocking downloads plus the test threads of the other classes
+    /// would starve it for the half-second steps in which the pool adds threads. A few more threads to start
+    /// with (only ever raised, never lowered) keep these tests fast; the demos' own logic is unchanged.
+    /// </summary>
+    static DemoTests()
+    {
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        if (workers < 16)
+        {
+            ThreadPool.SetMinThreads(16, io);
+        }
+    }
+
+    /// <summary>Runs the loop on a thread of its own, so the test's (pool) thread is free meanwhile.</summary>
+    private Task<T> RunLoopOffPool<T>(Func<Loop, Task<T>> main) =>
+        Task.Factory.StartNew(() => RunLoop(main), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     [Fact]
     public void The_generator_prints_the_fibonacci_sequence_up_to_10000_both_ways()
@@ -45,12 +68,115 @@ public abstract class DemoTests : LoopTestBase
     }
 
     [Fact]
-    public void Unsync_runs_everything_concurrently()
+    public async Task Unsync_runs_everything_concurrently()
     {
         var (console, text) = CaptureConsole();
-        var result = RunLoop(loop => UnsyncDemo.RunAsync(loop, console, sleeps: 20, cpuWork: 200_000, blockingMs: 50));
+        var result = await RunLoopOffPool(loop => UnsyncDemo.RunAsync(loop, console, sleeps: 20, cpuWork: 200_000, downloadMs: 50));
         Assert.True(result.Concurrent < result.Sequential, $"{result.Concurrent} vs {result.Sequential}");
-        Assert.Equal(9, text.ToString().Split('\n').Count(l => l.StartsWith("  done ")));
+        string output = text.ToString();
+        Assert.Equal(11, output.Split('\n').Count(l => l.StartsWith("  done ")));
+        Assert.Equal(2, output.Split('\n').Count(l => l.StartsWith("  done async download ")));
+        Assert.Equal(2, output.Split('\n').Count(l => l.StartsWith("  done blocking download ")));
+    }
+
+    private static string[] Lines(StringWriter text) =>
+        text.ToString().Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToArray();
+
+    private static void AssertEndsWithFetchedLine(StringWriter text, int fetched)
+    {
+        string last = Lines(text)[^1];
+        Assert.Matches(new Regex($@"^Fetched {fetched} pages in \d+\.\d\d sec \(\d+ pages/s\)$"), last);
+    }
+
+    /// <summary>A port nothing listens on: bound and released again, so connecting to it is refused.</summary>
+    private static int RefusedPort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    private static void AssertEveryTitleInOrder(ScraperDemo.Result result, StringWriter text, int first, int count)
+    {
+        Assert.Equal(count, result.Fetched);
+        Assert.Equal(Enumerable.Range(first, count).Select(PodcastSite.Title), result.Pages.Select(p => p.Title));
+        string[] titleLines = Lines(text).Where(l => l.Contains("Episode ")).ToArray();
+        Assert.Equal(count, titleLines.Length);
+        for (int i = 0; i < count; i++)
+        {
+            Assert.EndsWith($"{first + i}  {PodcastSite.Title(first + i)}", titleLines[i]);
+        }
+
+        AssertEndsWithFetchedLine(text, count);
+    }
+
+    [Fact]
+    public async Task Scraper_async_finds_every_title_on_the_local_site_in_order()
+    {
+        var (console, text) = CaptureConsole();
+        var options = new ScraperOptions("", First: 7, Count: 24, Concurrency: 5);
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: false));
+        AssertEveryTitleInOrder(result, text, 7, 24);
+    }
+
+    [Fact]
+    public async Task Scraper_sync_finds_every_title_on_the_local_site_in_order()
+    {
+        var (console, text) = CaptureConsole();
+        var options = new ScraperOptions("", First: 3, Count: 6);
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: true));
+        AssertEveryTitleInOrder(result, text, 3, 6);
+    }
+
+    [Fact]
+    public async Task Scraper_reports_each_404_page_and_fetches_the_rest()
+    {
+        var (console, text) = CaptureConsole();
+        var options = new ScraperOptions("", First: -1, Count: 4, Concurrency: 2);
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: false));
+        Assert.Equal(2, result.Fetched);
+        string[] errors = Lines(text).Where(l => l.Contains("ERROR")).ToArray();
+        Assert.Equal(2, errors.Length);
+        Assert.All(errors, l => Assert.Contains("HTTP 404 Not Found", l));
+        Assert.Contains("/-1: HTTP 404", errors[0]);
+        Assert.Contains("/0: HTTP 404", errors[1]);
+        Assert.Contains(Lines(text), l => l.EndsWith($"2  {PodcastSite.Title(2)}"));
+        AssertEndsWithFetchedLine(text, 2);
+    }
+
+    [Fact]
+    public async Task Scraper_reports_a_refused_url_page_by_page_while_a_working_site_is_scraped_alongside()
+    {
+        var (refusedConsole, refusedText) = CaptureConsole();
+        var (siteConsole, siteText) = CaptureConsole();
+        string refused = $"http://127.0.0.1:{RefusedPort()}";
+        var (bad, good) = await RunLoopOffPool(async loop =>
+        {
+            Task<ScraperDemo.Result> badRun = ScraperDemo.RunAsync(loop, refusedConsole, new ScraperOptions(refused, First: 1, Count: 3, Concurrency: 2));
+            Task<ScraperDemo.Result> goodRun = ScraperDemo.RunWithLocalSiteAsync(loop, siteConsole, new ScraperOptions("", First: 1, Count: 5, Concurrency: 2), TimeSpan.Zero, sync: false);
+            return (await badRun, await goodRun);
+        });
+
+        Assert.Equal(0, bad.Fetched);
+        string[] errors = Lines(refusedText).Where(l => l.Contains("ERROR")).ToArray();
+        Assert.Equal(3, errors.Length);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Contains($"{refused}/{i + 1}: connection refused", errors[i]);
+        }
+
+        AssertEndsWithFetchedLine(refusedText, 0);
+        AssertEveryTitleInOrder(good, siteText, 1, 5);
+    }
+
+    [Fact]
+    public async Task Scraper_reports_a_bad_url_on_every_page()
+    {
+        var (console, text) = CaptureConsole();
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunAsync(loop, console, new ScraperOptions("ftp://example.invalid", First: 1, Count: 2)));
+        Assert.Equal(2, result.Failed);
+        Assert.Equal(2, Lines(text).Count(l => l.Contains("ERROR ftp://example.invalid/") && l.Contains("bad URL")));
+        AssertEndsWithFetchedLine(text, 0);
     }
 }
 

@@ -1,0 +1,257 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using AngleSharp.Html.Parser;
+using Spectre.Console;
+
+namespace EventLoop.Samples.Demos;
+
+/// <summary>What to scrape: pages <c>{BaseUrl}/{n}</c> for n in [First, First + Count).</summary>
+/// <param name="BaseUrl">The site, e.g. <c>http://127.0.0.1:8000</c>; taken as given, so a bad one fails page by page.</param>
+/// <param name="First">The first page number.</param>
+/// <param name="Count">How many pages.</param>
+/// <param name="Concurrency">How many pages are fetched at once (async only).</param>
+/// <param name="Quiet">Print only errors and the summary, not every title (for benchmarks).</param>
+/// <param name="Warmup">Pages fetched first, unmeasured and unprinted (for benchmarks: JIT and connections).</param>
+internal sealed record ScraperOptions(string BaseUrl, int First = 150, int Count = 20, int Concurrency = 10, bool Quiet = false, int Warmup = 0)
+{
+    public string PageUrl(int page) => $"{BaseUrl.TrimEnd('/')}/{page.ToString(CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>
+/// The talk's web scraper: fetch a run of episode pages and print each page's <c>&lt;h1&gt;</c>, in order.
+/// The sync version fetches one page after another with a blocking <see cref="HttpClient.Send(HttpRequestMessage)"/>;
+/// the async version fetches <see cref="ScraperOptions.Concurrency"/> at a time on the loop, through an
+/// <see cref="HttpClient"/> whose connections are the loop's own TCP connections (<see cref="LoopHttp"/>).
+/// Pages are parsed with AngleSharp. A page that fails (bad URL, refused, HTTP error, no title) prints one
+/// line saying why; the others still complete. The last line reads <c>Fetched N pages in X.XX sec (R pages/s)</c>.
+/// </summary>
+internal static class ScraperDemo
+{
+    /// <summary>One page's outcome: its title, or why there is none.</summary>
+    public sealed record Page(int Number, string Url, string? Title, string? Error);
+
+    /// <summary>The run: every page in order, and the time the measured pages took.</summary>
+    public sealed record Result(IReadOnlyList<Page> Pages, TimeSpan Elapsed)
+    {
+        public int Fetched => Pages.Count(p => p.Title is not null);
+
+        public int Failed => Pages.Count(p => p.Title is null);
+    }
+
+    /// <summary>
+    /// Starts the local stand-in site on <paramref name="loop"/> and scrapes it: async on the loop, or with
+    /// <paramref name="sync"/> the blocking scraper on a pool thread (the loop keeps serving the site meanwhile).
+    /// </summary>
+    public static async Task<Result> RunWithLocalSiteAsync(Loop loop, IAnsiConsole console, ScraperOptions options, TimeSpan latency, bool sync, CancellationToken cancellationToken = default)
+    {
+        await using PodcastSite site = await PodcastSite.StartAsync(loop, latency, cancellationToken: cancellationToken);
+        console.MarkupLine($"[grey]Local stand-in podcast site on the {loop.PolicyName} loop at {site.BaseUrl.ToString().TrimEnd('/')} ({latency.TotalMilliseconds:0} ms per page)[/]");
+        ScraperOptions here = options with { BaseUrl = site.BaseUrl.ToString().TrimEnd('/') };
+        return sync
+            ? await loop.RunInExecutor(() => RunSync(console, here), cancellationToken)
+            : await RunAsync(loop, console, here, cancellationToken);
+    }
+
+    /// <summary>The async scraper on <paramref name="loop"/>.</summary>
+    public static async Task<Result> RunAsync(Loop loop, IAnsiConsole console, ScraperOptions options, CancellationToken cancellationToken = default)
+    {
+        Validate(options);
+        console.MarkupLine($"[bold yellow]Scraper, async[/] on the {loop.PolicyName} loop: {options.Count} pages from {Markup.Escape(options.BaseUrl)}, {options.Concurrency} at a time");
+        using HttpClient client = LoopHttp.CreateClient(loop);
+        var parser = new HtmlParser();
+        if (options.Warmup > 0)
+        {
+            await FetchAllAsync(loop, client, parser, options with { First = options.First + options.Count, Count = options.Warmup }, null, cancellationToken);
+        }
+
+        var watch = Stopwatch.StartNew();
+        List<Page> pages = await FetchAllAsync(loop, client, parser, options, page => PrintPage(console, page, options.Quiet), cancellationToken);
+        return Report(console, pages, watch.Elapsed);
+    }
+
+    /// <summary>The blocking scraper: one page after another on the calling thread.</summary>
+    public static Result RunSync(IAnsiConsole console, ScraperOptions options)
+    {
+        Validate(options);
+        console.MarkupLine($"[bold yellow]Scraper, sync[/] (blocking, one page at a time): {options.Count} pages from {Markup.Escape(options.BaseUrl)}");
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        var parser = new HtmlParser();
+        for (int i = 0; i < options.Warmup; i++)
+        {
+            FetchSync(client, parser, options, options.First + options.Count + i);
+        }
+
+        var watch = Stopwatch.StartNew();
+        var pages = new List<Page>(options.Count);
+        for (int i = 0; i < options.Count; i++)
+        {
+            Page page = FetchSync(client, parser, options, options.First + i);
+            PrintPage(console, page, options.Quiet);
+            pages.Add(page);
+        }
+
+        return Report(console, pages, watch.Elapsed);
+    }
+
+    private static void Validate(ScraperOptions options)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(options.Count, "count");
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Concurrency, 1, "concurrency");
+        ArgumentOutOfRangeException.ThrowIfNegative(options.Warmup, "warmup");
+    }
+
+    private static async Task<List<Page>> FetchAllAsync(Loop loop, HttpClient client, HtmlParser parser, ScraperOptions options, Action<Page>? print, CancellationToken cancellationToken)
+    {
+        // Every page gets a task at once, but the semaphore lets only Concurrency of them fetch at a time;
+        // the results are then taken in page order, so the output is in order however the fetches finish.
+        var gate = new AsyncSemaphore(options.Concurrency, loop: loop);
+        var fetches = new Task<Page>[options.Count];
+        for (int i = 0; i < fetches.Length; i++)
+        {
+            fetches[i] = FetchGatedAsync(options.First + i);
+        }
+
+        var pages = new List<Page>(fetches.Length);
+        foreach (Task<Page> fetch in fetches)
+        {
+            Page page = await fetch;
+            print?.Invoke(page);
+            pages.Add(page);
+        }
+
+        return pages;
+
+        async Task<Page> FetchGatedAsync(int number)
+        {
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                return await FetchAsync(client, parser, options, number, cancellationToken);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+    }
+
+    private static async Task<Page> FetchAsync(HttpClient client, HtmlParser parser, ScraperOptions options, int number, CancellationToken cancellationToken)
+    {
+        string url = options.PageUrl(number);
+        if (CheckUrl(url) is { } bad)
+        {
+            return new Page(number, url, null, bad);
+        }
+
+        try
+        {
+            using HttpResponseMessage response = await client.GetAsync(url, HttpCompletionOption.ResponseContentRead, cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                return new Page(number, url, null, HttpError(response));
+            }
+
+            string html = await response.Content.ReadAsStringAsync(cancellationToken);
+            return TitleOf(parser, number, url, html);
+        }
+        catch (Exception ex) when (!(ex is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        {
+            return new Page(number, url, null, Describe(ex));
+        }
+    }
+
+    private static Page FetchSync(HttpClient client, HtmlParser parser, ScraperOptions options, int number)
+    {
+        string url = options.PageUrl(number);
+        if (CheckUrl(url) is { } bad)
+        {
+            return new Page(number, url, null, bad);
+        }
+
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, url);
+            using HttpResponseMessage response = client.Send(request, HttpCompletionOption.ResponseContentRead);
+            if (!response.IsSuccessStatusCode)
+            {
+                return new Page(number, url, null, HttpError(response));
+            }
+
+            using var reader = new StreamReader(response.Content.ReadAsStream());
+            return TitleOf(parser, number, url, reader.ReadToEnd());
+        }
+        catch (Exception ex) // one page's failure, whatever it is, is reported and the run goes on
+        {
+            return new Page(number, url, null, Describe(ex));
+        }
+    }
+
+    /// <summary>Why a URL cannot be fetched at all, or null when it is a fine http(s) URL.</summary>
+    private static string? CheckUrl(string url) =>
+        !Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) ? "bad URL (not a valid absolute URL)"
+        : uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps ? $"bad URL (scheme '{uri.Scheme}', expected http or https)"
+        : null;
+
+    private static Page TitleOf(HtmlParser parser, int number, string url, string html)
+    {
+        using var document = parser.ParseDocument(html);
+        string? title = document.QuerySelector("h1")?.TextContent.Trim();
+        return string.IsNullOrEmpty(title) ? new Page(number, url, null, "no <h1> on the page") : new Page(number, url, title, null);
+    }
+
+    private static string HttpError(HttpResponseMessage response) =>
+        $"HTTP {(int)response.StatusCode} {response.ReasonPhrase ?? response.StatusCode.ToString()}";
+
+    /// <summary>One clear phrase for a failed fetch: the socket error when there is one (refused, unreachable, DNS).</summary>
+    private static string Describe(Exception ex)
+    {
+        for (Exception? e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is SocketException socket)
+            {
+                return socket.SocketErrorCode switch
+                {
+                    SocketError.ConnectionRefused => "connection refused",
+                    SocketError.HostNotFound or SocketError.NoData or SocketError.TryAgain => "host not found",
+                    SocketError.TimedOut => "connection timed out",
+                    SocketError.HostUnreachable or SocketError.NetworkUnreachable => "host unreachable",
+                    _ => $"cannot connect: {socket.Message}",
+                };
+            }
+        }
+
+        return ex is TaskCanceledException ? "timed out" : ex.Message;
+    }
+
+    private static void PrintPage(IAnsiConsole console, Page page, bool quiet)
+    {
+        string number = page.Number.ToString(CultureInfo.InvariantCulture).PadLeft(5);
+        if (page.Title is not null)
+        {
+            if (!quiet)
+            {
+                console.MarkupLine($"  [grey]{number}[/]  [cyan]{Markup.Escape(page.Title)}[/]");
+            }
+        }
+        else
+        {
+            console.MarkupLine($"  [grey]{number}[/]  [red]ERROR {Markup.Escape(page.Url)}: {Markup.Escape(page.Error ?? "failed")}[/]");
+        }
+    }
+
+    private static Result Report(IAnsiConsole console, List<Page> pages, TimeSpan elapsed)
+    {
+        var result = new Result(pages, elapsed);
+        if (result.Failed > 0)
+        {
+            console.MarkupLine($"[red]{result.Failed} of {pages.Count} pages failed[/]");
+        }
+
+        double seconds = Math.Max(elapsed.TotalSeconds, 1e-9);
+        console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+            $"[bold]Fetched {result.Fetched} pages in {elapsed.TotalSeconds:F2} sec ({result.Fetched / seconds:F0} pages/s)[/]"));
+        return result;
+    }
+}

@@ -159,24 +159,26 @@ root.Subcommands.Add(producerConsumer);
 root.Subcommands.Add(scraper);
 root.Subcommands.Add(site);
 root.Subcommands.Add(unsync);
-root.SetAction(parse => Run(parse.GetValue(loopOption)!, async loop =>
+// With no demo and no loop chosen (no --loop, no EVENTLOOP_POLICY) the tour runs on both loops, one after
+// the other; with a loop chosen, on that one.
+root.SetAction(parse =>
 {
-    AnsiConsole.Write(new Rule($"[bold]EventLoop tour[/] on the [aqua]{loop.PolicyName}[/] loop"));
-    await GeneratorDemo.RunAsync(loop, AnsiConsole.Console);
-    AnsiConsole.WriteLine();
-    const double scale = 0.05;
-    var sync = ProducerConsumerDemo.RunSync(AnsiConsole.Console, scale);
-    var async = await ProducerConsumerDemo.RunAsync(loop, AnsiConsole.Console, scale);
-    AnsiConsole.MarkupLine($"[bold green]async vs sync[/]: total {async.Total.TotalSeconds:F2} s vs {sync.Total.TotalSeconds:F2} s, " +
-                           $"average latency {async.AverageLatency.TotalSeconds:F3} s vs {sync.AverageLatency.TotalSeconds:F3} s");
-    AnsiConsole.WriteLine();
-    var scraped = await ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, new ScraperOptions("", First: 150, Count: 10, Concurrency: 10), TimeSpan.FromMilliseconds(20), sync: true);
-    var scrapedAsync = await ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, new ScraperOptions("", First: 150, Count: 10, Concurrency: 10), TimeSpan.FromMilliseconds(20), sync: false);
-    AnsiConsole.MarkupLine($"[bold green]async vs sync[/]: {scrapedAsync.Elapsed.TotalSeconds:F2} s vs {scraped.Elapsed.TotalSeconds:F2} s for the same 10 pages");
-    AnsiConsole.WriteLine();
-    await UnsyncDemo.RunAsync(loop, AnsiConsole.Console, sleeps: 200);
-    AnsiConsole.Write(new Rule("[bold]tour done[/]"));
-}));
+    bool chosen = parse.GetResult(loopOption) is { Implicit: false }
+                  || Environment.GetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable) is not null;
+    string[] loops = chosen ? [parse.GetValue(loopOption)!] : ["managed", "libuv"];
+    foreach (string name in loops)
+    {
+        int status = Run(name, TourAsync);
+        if (status != 0)
+        {
+            return status;
+        }
+
+        AnsiConsole.WriteLine();
+    }
+
+    return 0;
+});
 
 return root.Parse(args).Invoke();
 
@@ -195,4 +197,23 @@ static int Run(string policyName, Func<Loop, Task> demo)
 
     Loop.Run(() => demo(Loop.Current), policy);
     return 0;
+}
+
+static async Task TourAsync(Loop loop)
+{
+    AnsiConsole.Write(new Rule($"[bold]EventLoop tour[/] on the [aqua]{loop.PolicyName}[/] loop"));
+    await GeneratorDemo.RunAsync(loop, AnsiConsole.Console);
+    AnsiConsole.WriteLine();
+    const double scale = 0.05;
+    var sync = ProducerConsumerDemo.RunSync(AnsiConsole.Console, scale);
+    var async = await ProducerConsumerDemo.RunAsync(loop, AnsiConsole.Console, scale);
+    AnsiConsole.MarkupLine($"[bold green]async vs sync[/]: total {async.Total.TotalSeconds:F2} s vs {sync.Total.TotalSeconds:F2} s, " +
+                           $"average latency {async.AverageLatency.TotalSeconds:F3} s vs {sync.AverageLatency.TotalSeconds:F3} s");
+    AnsiConsole.WriteLine();
+    var scraped = await ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, new ScraperOptions("", First: 150, Count: 10, Concurrency: 10), TimeSpan.FromMilliseconds(20), sync: true);
+    var scrapedAsync = await ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, new ScraperOptions("", First: 150, Count: 10, Concurrency: 10), TimeSpan.FromMilliseconds(20), sync: false);
+    AnsiConsole.MarkupLine($"[bold green]async vs sync[/]: {scrapedAsync.Elapsed.TotalSeconds:F2} s vs {scraped.Elapsed.TotalSeconds:F2} s for the same 10 pages");
+    AnsiConsole.WriteLine();
+    await UnsyncDemo.RunAsync(loop, AnsiConsole.Console, sleeps: 200);
+    AnsiConsole.Write(new Rule("[bold]tour done[/]"));
 }

@@ -18,7 +18,7 @@ var timeScaleOption = new Option<double>("--time-scale")
     DefaultValueFactory = _ => 1.0,
 };
 
-var root = new RootCommand("EventLoop samples: the classic async demos on a single-threaded event loop. With no demo, a short tour.");
+var root = new RootCommand("EventLoop samples: the classic async demos on a single-threaded event loop. With no demo, a short tour: on both loops, or on the one --loop (or EVENTLOOP_POLICY) picks.");
 root.Options.Add(loopOption);
 
 var generator = new Command("generator", "Fibonacci as a lazy generator, then as an async stream awaited on the loop.");

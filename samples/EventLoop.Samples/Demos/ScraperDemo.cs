@@ -67,7 +67,28 @@ internal static class ScraperDemo
         }
 
         var watch = Stopwatch.StartNew();
-        List<Page> pages = await FetchAllAsync(loop, client, parser, options, page => PrintPage(console, page, options.Quiet), cancellationToken);
+        List<Page> pages;
+        if (console.Profile.Capabilities.Interactive && !options.Quiet && options.Count > 0)
+        {
+            // On a terminal: a progress bar while the pages come in (in any order), then the titles in order.
+            // Spectre.Console redraws it from its own thread; its task counter is thread-safe.
+            pages = await console.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .StartAsync(async progress =>
+                {
+                    ProgressTask bar = progress.AddTask($"fetching {options.Count} pages", maxValue: options.Count);
+                    return await FetchAllAsync(loop, client, parser, options, null, cancellationToken, () => bar.Increment(1));
+                });
+            foreach (Page page in pages)
+            {
+                PrintPage(console, page, quiet: false);
+            }
+        }
+        else
+        {
+            pages = await FetchAllAsync(loop, client, parser, options, page => PrintPage(console, page, options.Quiet), cancellationToken);
+        }
+
         return Report(console, pages, watch.Elapsed);
     }
 
@@ -102,7 +123,7 @@ internal static class ScraperDemo
         ArgumentOutOfRangeException.ThrowIfNegative(options.Warmup, "warmup");
     }
 
-    private static async Task<List<Page>> FetchAllAsync(Loop loop, HttpClient client, HtmlParser parser, ScraperOptions options, Action<Page>? print, CancellationToken cancellationToken)
+    private static async Task<List<Page>> FetchAllAsync(Loop loop, HttpClient client, HtmlParser parser, ScraperOptions options, Action<Page>? print, CancellationToken cancellationToken, Action? fetched = null)
     {
         // Every page gets a task at once, but the semaphore lets only Concurrency of them fetch at a time;
         // the results are then taken in page order, so the output is in order however the fetches finish.
@@ -133,6 +154,7 @@ internal static class ScraperDemo
             finally
             {
                 gate.Release();
+                fetched?.Invoke();
             }
         }
     }

@@ -7,7 +7,7 @@ using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 using EventLoop.Internal;
 using EventLoop.Libuv.Internal.Native;
-using EventLoop.Transports.Sockets;
+using EventLoop.Transports;
 
 namespace EventLoop.Libuv.Internal;
 
@@ -24,20 +24,14 @@ namespace EventLoop.Libuv.Internal;
 /// <item>Half-close is <c>uv_shutdown</c>; abort is <c>uv_tcp_close_reset</c> (RST); every path ends in
 /// <c>uv_close</c>, whose callback frees the native memory.</item>
 /// </list>
-/// Everything runs on the loop thread; only <see cref="Abort"/> may be called from elsewhere (it hops).
+/// Everything runs on the loop thread; only <see cref="Connection.Abort"/> may be called from elsewhere (it hops).
 /// </summary>
-internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
+internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
 {
     private const int MinimumReadSize = 2048;
     private const int MaxBuffersPerWrite = 16;
 
-    private readonly LibuvLoop _loop;
-    private readonly Pipe _input;
-    private readonly Pipe _output;
-    private readonly CancellationTokenSource _closed = new();
-    private readonly ResourceNode _node;
-    private readonly EndPoint? _localEndPoint;
-    private readonly EndPoint? _remoteEndPoint;
+    private new readonly LibuvLoop _loop;
     private readonly Action _onInputFlushed;
     private readonly IntPtr _self; // GCHandle, stored in the handle's header and in each request's data
 
@@ -52,7 +46,6 @@ internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
     private ValueTask<FlushResult> _pendingInputFlush;
 
     // Write side: one write (or shutdown) in flight at a time.
-    private Task _writing = Task.CompletedTask;
     private IntPtr _writeReq;
     private IntPtr _shutdownReq;
     private unsafe Uv.Buf* _bufs;
@@ -60,53 +53,16 @@ internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
     private int _writePinCount;
     private ManualResetValueTaskSourceCore<int> _writeDone;
 
-    private bool _aborted;
-    private bool _disposed;
-    private Exception? _abortReason;
-
     /// <summary>Wraps a connected (or accepted) handle. The handle's header must not have an owner yet.</summary>
     internal unsafe LibuvTcpConnection(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family)
+        : base(loop, options, LibuvTcp.GetEndPoint(handle, family, peer: false), LibuvTcp.GetEndPoint(handle, family, peer: true))
     {
         _loop = loop;
         _handle = handle;
-        var scheduler = new LoopPipeScheduler(loop);
-        PinnedBlockPool pool = loop.MemoryPool;
-        _input = new Pipe(new PipeOptions(
-            pool: pool,
-            readerScheduler: scheduler,
-            writerScheduler: scheduler,
-            pauseWriterThreshold: options.InputPauseThreshold,
-            resumeWriterThreshold: options.InputResumeThreshold,
-            minimumSegmentSize: PinnedBlockPool.BlockSize,
-            useSynchronizationContext: false));
-        // The send pump resumes inline inside the application's FlushAsync, so a small write reaches the
-        // socket in that call (uv_try_write), with no wait for the loop's next turn.
-        _output = new Pipe(new PipeOptions(
-            pool: pool,
-            readerScheduler: PipeScheduler.Inline,
-            writerScheduler: scheduler,
-            pauseWriterThreshold: options.OutputPauseThreshold,
-            resumeWriterThreshold: options.OutputResumeThreshold,
-            minimumSegmentSize: PinnedBlockPool.BlockSize,
-            useSynchronizationContext: false));
         _onInputFlushed = OnInputFlushed;
-        _localEndPoint = LibuvTcp.GetEndPoint(handle, family, peer: false);
-        _remoteEndPoint = LibuvTcp.GetEndPoint(handle, family, peer: true);
         _self = GCHandle.ToIntPtr(GCHandle.Alloc(this));
         LibuvLoop.Header(handle)->Owner = _self;
-        _node = new ResourceNode(this);
-        loop.RegisterShutdown(_node);
     }
-
-    public override PipeReader Input => _input.Reader;
-
-    public override PipeWriter Output => _output.Writer;
-
-    public override EndPoint? LocalEndPoint => _localEndPoint;
-
-    public override EndPoint? RemoteEndPoint => _remoteEndPoint;
-
-    public override CancellationToken ConnectionClosed => _closed.Token;
 
     /// <summary>Starts reading and the send pump. Loop thread.</summary>
     internal void Start()
@@ -421,21 +377,6 @@ internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
             : new IOException($"{operation} failed: {Uv.ErrorName(status)} ({Uv.ErrorMessage(status)}).", inner);
     }
 
-    private void SignalClosed()
-    {
-        if (!_closed.IsCancellationRequested)
-        {
-            try
-            {
-                _closed.Cancel();
-            }
-            catch (Exception ex)
-            {
-                _loop.ReportException("A ConnectionClosed callback threw", ex, this);
-            }
-        }
-    }
-
     /// <summary>Starts closing the handle (with RST when <paramref name="reset"/>); its callback frees it.</summary>
     private unsafe void CloseHandle(bool reset)
     {
@@ -446,7 +387,7 @@ internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
 
         _closing = true;
         _reading = false;
-        _loop.UnregisterShutdown(_node);
+        LeaveShutdownList();
         _loop.PendingIo++; // until the close callback
         _handleClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         if (!reset || Uv.TcpCloseReset(_handle, &OnHandleClosed) != 0)
@@ -471,36 +412,8 @@ internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
         _handleClosed!.TrySetResult();
     }
 
-    public override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken = default)
+    private protected override void OnAbort()
     {
-        _loop.CheckLoopThread();
-        await _output.Writer.CompleteAsync().ConfigureAwait(true);
-        await _writing.WaitAsync(cancellationToken).ConfigureAwait(true);
-    }
-
-    public override void Abort(Exception? reason = null)
-    {
-        if (!_loop.IsOnLoopThread)
-        {
-            try
-            {
-                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));
-            }
-            catch (InvalidOperationException)
-            {
-                // The loop closed: it already closed this connection.
-            }
-
-            return;
-        }
-
-        if (_aborted || _disposed)
-        {
-            return;
-        }
-
-        _aborted = true;
-        _abortReason = reason ?? new ConnectionAbortedException("The connection was aborted.");
         CloseHandle(reset: true);
 
         // Pending and later reads and flushes fail with the reason: the input ends with it, and the send
@@ -548,7 +461,7 @@ internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
         SignalClosed();
     }
 
-    public override string ToString() => $"TCP (libuv) {_localEndPoint} <-> {_remoteEndPoint}";
+    public override string ToString() => $"TCP (libuv) {LocalEndPoint} <-> {RemoteEndPoint}";
 
     // ------------------------------------------------------------------ native callbacks: never throw into libuv
 
@@ -641,13 +554,5 @@ internal sealed class LibuvTcpConnection : Connection, IValueTaskSource<int>
         {
             LibuvLoop.FreeHandle(handle); // frees the connection's GCHandle too
         }
-    }
-
-    /// <summary>Closes the connection when the loop shuts down with it still open.</summary>
-    private sealed class ResourceNode(LibuvTcpConnection owner) : ShutdownNode
-    {
-        internal override bool IsResource => true;
-
-        internal override void OnShutdown() => owner.Abort(new ConnectionAbortedException("The loop shut down with the connection open."));
     }
 }

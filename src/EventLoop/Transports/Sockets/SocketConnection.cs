@@ -11,65 +11,20 @@ namespace EventLoop.Transports.Sockets;
 /// drains the output pipe. Both pumps are async methods started on the loop, so every socket completion
 /// resumes on the loop thread.
 /// </summary>
-internal sealed class SocketConnection : Connection
+internal sealed class SocketConnection : LoopConnection
 {
     private const int MinimumReadSize = 4096;
 
-    private readonly Loop _loop;
     private readonly Socket _socket;
-    private readonly Pipe _input;
-    private readonly Pipe _output;
-    private readonly CancellationTokenSource _closed = new();
-    private readonly ResourceNode _node;
-    private readonly EndPoint? _localEndPoint;
-    private readonly EndPoint? _remoteEndPoint;
     private Task _receiving = Task.CompletedTask;
-    private Task _sending = Task.CompletedTask;
-    private bool _aborted;
-    private bool _disposed;
     private bool _socketClosed;
-    private Exception? _abortReason;
 
     internal SocketConnection(Loop loop, Socket socket, TcpOptions options)
+        : base(loop, options, socket.LocalEndPoint, socket.RemoteEndPoint)
     {
-        _loop = loop;
         _socket = socket;
-        _localEndPoint = socket.LocalEndPoint;
-        _remoteEndPoint = socket.RemoteEndPoint;
-        var scheduler = new LoopPipeScheduler(loop);
-        PinnedBlockPool pool = loop.MemoryPool;
-        _input = new Pipe(new PipeOptions(
-            pool: pool,
-            minimumSegmentSize: PinnedBlockPool.BlockSize,
-            readerScheduler: scheduler,
-            writerScheduler: scheduler,
-            pauseWriterThreshold: options.InputPauseThreshold,
-            resumeWriterThreshold: options.InputResumeThreshold,
-            useSynchronizationContext: false));
-        // The send pump resumes inline inside the application's FlushAsync, so a write reaches the socket
-        // at once, not at the loop's next turn (the role uv_try_write plays in libuv).
-        _output = new Pipe(new PipeOptions(
-            pool: pool,
-            minimumSegmentSize: PinnedBlockPool.BlockSize,
-            readerScheduler: PipeScheduler.Inline,
-            writerScheduler: scheduler,
-            pauseWriterThreshold: options.OutputPauseThreshold,
-            resumeWriterThreshold: options.OutputResumeThreshold,
-            useSynchronizationContext: false));
-        _node = new ResourceNode(this);
-        loop.RegisterShutdown(_node);
         loop.OpenSocketCount++;
     }
-
-    public override PipeReader Input => _input.Reader;
-
-    public override PipeWriter Output => _output.Writer;
-
-    public override EndPoint? LocalEndPoint => _localEndPoint;
-
-    public override EndPoint? RemoteEndPoint => _remoteEndPoint;
-
-    public override CancellationToken ConnectionClosed => _closed.Token;
 
     internal static void Configure(Socket socket, TcpOptions options)
     {
@@ -85,7 +40,7 @@ internal sealed class SocketConnection : Connection
     internal void Start()
     {
         _receiving = ReceiveLoopAsync();
-        _sending = SendLoopAsync();
+        _writing = SendLoopAsync();
     }
 
     private async Task ReceiveLoopAsync()
@@ -232,51 +187,8 @@ internal sealed class SocketConnection : Connection
         }
     }
 
-    private void SignalClosed()
+    private protected override void OnAbort()
     {
-        if (!_closed.IsCancellationRequested)
-        {
-            try
-            {
-                _closed.Cancel();
-            }
-            catch (Exception ex)
-            {
-                _loop.ReportException("A ConnectionClosed callback threw", ex, this);
-            }
-        }
-    }
-
-    public override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken = default)
-    {
-        _loop.CheckLoopThread();
-        await _output.Writer.CompleteAsync().ConfigureAwait(true);
-        await _sending.WaitAsync(cancellationToken).ConfigureAwait(true);
-    }
-
-    public override void Abort(Exception? reason = null)
-    {
-        if (!_loop.IsOnLoopThread)
-        {
-            try
-            {
-                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));
-            }
-            catch (InvalidOperationException)
-            {
-                // The loop closed: it already closed this connection.
-            }
-
-            return;
-        }
-
-        if (_aborted || _disposed)
-        {
-            return;
-        }
-
-        _aborted = true;
-        _abortReason = reason ?? new ConnectionAbortedException("The connection was aborted.");
         try
         {
             _socket.LingerState = new LingerOption(true, 0); // close with RST
@@ -300,7 +212,7 @@ internal sealed class SocketConnection : Connection
         {
             _socketClosed = true;
             _socket.Dispose();
-            _loop.UnregisterShutdown(_node);
+            LeaveShutdownList();
             _loop.OpenSocketCount--;
         }
     }
@@ -318,7 +230,7 @@ internal sealed class SocketConnection : Connection
             await _output.Writer.CompleteAsync().ConfigureAwait(true);
             try
             {
-                await _sending.ConfigureAwait(true);
+                await _writing.ConfigureAwait(true);
             }
             catch (Exception)
             {
@@ -342,13 +254,5 @@ internal sealed class SocketConnection : Connection
 
     }
 
-    public override string ToString() => $"TCP {_localEndPoint} <-> {_remoteEndPoint}";
-
-    /// <summary>Closes the connection when the loop shuts down with it still open.</summary>
-    private sealed class ResourceNode(SocketConnection owner) : ShutdownNode
-    {
-        internal override bool IsResource => true;
-
-        internal override void OnShutdown() => owner.Abort(new ConnectionAbortedException("The loop shut down with the connection open."));
-    }
+    public override string ToString() => $"TCP {LocalEndPoint} <-> {RemoteEndPoint}";
 }

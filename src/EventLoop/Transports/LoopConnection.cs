@@ -1,0 +1,133 @@
+using System.IO.Pipelines;
+using System.Net;
+using EventLoop.Internal;
+using EventLoop.Transports.Sockets;
+
+namespace EventLoop.Transports;
+
+/// <summary>
+/// What every transport's connection shares (the socket transport's and libuv's): the two pipes over the
+/// loop's pinned block pool, the closed signal, the abort protocol, half-close and closing at shutdown.
+/// A transport supplies the I/O: a receive side that fills <see cref="_input"/>, a send pump that drains
+/// <see cref="_output"/> into <see cref="_writing"/>, and <see cref="OnAbort"/>.
+/// </summary>
+internal abstract class LoopConnection : Connection
+{
+    private protected readonly Loop _loop;
+    private protected readonly Pipe _input;
+    private protected readonly Pipe _output;
+    private protected Task _writing = Task.CompletedTask;
+    private protected bool _aborted;
+    private protected bool _disposed;
+    private protected Exception? _abortReason;
+
+    private readonly CancellationTokenSource _closed = new();
+    private readonly ResourceNode _node;
+    private readonly EndPoint? _localEndPoint;
+    private readonly EndPoint? _remoteEndPoint;
+
+    private protected LoopConnection(Loop loop, TcpOptions options, EndPoint? localEndPoint, EndPoint? remoteEndPoint)
+    {
+        _loop = loop;
+        _localEndPoint = localEndPoint;
+        _remoteEndPoint = remoteEndPoint;
+        var scheduler = new LoopPipeScheduler(loop);
+        PinnedBlockPool pool = loop.MemoryPool;
+        _input = new Pipe(new PipeOptions(
+            pool: pool,
+            minimumSegmentSize: PinnedBlockPool.BlockSize,
+            readerScheduler: scheduler,
+            writerScheduler: scheduler,
+            pauseWriterThreshold: options.InputPauseThreshold,
+            resumeWriterThreshold: options.InputResumeThreshold,
+            useSynchronizationContext: false));
+        // The send pump resumes inline inside the application's FlushAsync, so a write reaches the socket
+        // in that call, with no wait for the loop's next turn (libuv's uv_try_write, or a non-blocking send).
+        _output = new Pipe(new PipeOptions(
+            pool: pool,
+            minimumSegmentSize: PinnedBlockPool.BlockSize,
+            readerScheduler: PipeScheduler.Inline,
+            writerScheduler: scheduler,
+            pauseWriterThreshold: options.OutputPauseThreshold,
+            resumeWriterThreshold: options.OutputResumeThreshold,
+            useSynchronizationContext: false));
+        _node = new ResourceNode(this);
+        loop.RegisterShutdown(_node);
+    }
+
+    public sealed override PipeReader Input => _input.Reader;
+
+    public sealed override PipeWriter Output => _output.Writer;
+
+    public sealed override EndPoint? LocalEndPoint => _localEndPoint;
+
+    public sealed override EndPoint? RemoteEndPoint => _remoteEndPoint;
+
+    public sealed override CancellationToken ConnectionClosed => _closed.Token;
+
+    /// <summary>The connection no longer needs closing at shutdown (its socket or handle is closed or closing).</summary>
+    private protected void LeaveShutdownList() => _loop.UnregisterShutdown(_node);
+
+    /// <summary>Receiving stopped (end of stream, reset, abort or dispose): cancels <see cref="ConnectionClosed"/> once.</summary>
+    private protected void SignalClosed()
+    {
+        if (!_closed.IsCancellationRequested)
+        {
+            try
+            {
+                _closed.Cancel();
+            }
+            catch (Exception ex)
+            {
+                _loop.ReportException("A ConnectionClosed callback threw", ex, this);
+            }
+        }
+    }
+
+    public sealed override async ValueTask ShutdownSendAsync(CancellationToken cancellationToken = default)
+    {
+        _loop.CheckLoopThread();
+        await _output.Writer.CompleteAsync().ConfigureAwait(true);
+        await _writing.WaitAsync(cancellationToken).ConfigureAwait(true);
+    }
+
+    public sealed override void Abort(Exception? reason = null)
+    {
+        if (!_loop.IsOnLoopThread)
+        {
+            try
+            {
+                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));
+            }
+            catch (InvalidOperationException)
+            {
+                // The loop closed: it already closed this connection.
+            }
+
+            return;
+        }
+
+        if (_aborted || _disposed)
+        {
+            return;
+        }
+
+        _aborted = true;
+        _abortReason = reason ?? new ConnectionAbortedException("The connection was aborted.");
+        OnAbort();
+    }
+
+    /// <summary>
+    /// Resets the connection (RST) and wakes the receive side and the send pump wherever they wait, so the
+    /// pipes end with <see cref="_abortReason"/>. Called once, on the loop thread.
+    /// </summary>
+    private protected abstract void OnAbort();
+
+    /// <summary>Closes the connection when the loop shuts down with it still open.</summary>
+    private sealed class ResourceNode(LoopConnection owner) : ShutdownNode
+    {
+        internal override bool IsResource => true;
+
+        internal override void OnShutdown() => owner.Abort(new ConnectionAbortedException("The loop shut down with the connection open."));
+    }
+}

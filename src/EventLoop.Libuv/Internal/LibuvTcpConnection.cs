@@ -429,19 +429,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
             return;
         }
 
-        if (!_aborted)
-        {
-            // Graceful: send what the application wrote, then FIN, then close.
-            await _output.Writer.CompleteAsync().ConfigureAwait(true);
-            try
-            {
-                await _writing.ConfigureAwait(true);
-            }
-            catch (Exception)
-            {
-                // Send errors were already surfaced on the pipe.
-            }
-        }
+        await FinishSendingAsync().ConfigureAwait(true);
 
         _disposed = true;
         CloseHandle(reset: false);

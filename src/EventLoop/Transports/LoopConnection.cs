@@ -91,6 +91,25 @@ internal abstract class LoopConnection : Connection
         await _writing.WaitAsync(cancellationToken).ConfigureAwait(true);
     }
 
+    /// <summary>The graceful start of a dispose: unless aborted, send what the application wrote, then FIN.</summary>
+    private protected async ValueTask FinishSendingAsync()
+    {
+        if (_aborted)
+        {
+            return;
+        }
+
+        await _output.Writer.CompleteAsync().ConfigureAwait(true);
+        try
+        {
+            await _writing.ConfigureAwait(true);
+        }
+        catch (Exception)
+        {
+            // Send errors were already surfaced on the pipe.
+        }
+    }
+
     public sealed override void Abort(Exception? reason = null)
     {
         if (!_loop.IsOnLoopThread)

@@ -1,6 +1,8 @@
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using EventLoop.Internal;
 
 namespace EventLoop.Transports.Sockets;
@@ -52,25 +54,7 @@ internal sealed class SocketConnection : LoopConnection
             while (true)
             {
                 Memory<byte> memory = writer.GetMemory(MinimumReadSize);
-                int received = 0;
-                Exception? failed = null;
-                _loop.PendingIo++;
-                try
-                {
-                    received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
-                }
-                catch (Exception ex)
-                {
-                    failed = ex;
-                }
-
-                await new LoopSwitch(_loop); // back on the loop, allocating nothing
-                _loop.PendingIo--;
-                if (failed is not null)
-                {
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
-                }
-
+                int received = await CompleteOnLoopAsync(_socket.ReceiveAsync(memory, SocketFlags.None)).ConfigureAwait(false);
                 if (received == 0)
                 {
                     break; // the peer half-closed: end of stream
@@ -164,27 +148,40 @@ internal sealed class SocketConnection : LoopConnection
     {
         while (!data.IsEmpty)
         {
-            int sent = 0;
-            Exception? failed = null;
-            _loop.PendingIo++;
-            try
-            {
-                sent = await _socket.SendAsync(data, SocketFlags.None).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                failed = ex;
-            }
-
-            await new LoopSwitch(_loop); // back on the loop, allocating nothing
-            _loop.PendingIo--;
-            if (failed is not null)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
-            }
-
+            int sent = await CompleteOnLoopAsync(_socket.SendAsync(data, SocketFlags.None)).ConfigureAwait(false);
             data = data[sent..];
         }
+    }
+
+    /// <summary>
+    /// Awaits a socket operation and continues on the loop thread, counting it as pending I/O meanwhile. The
+    /// socket's own context capture would post a <c>Tuple</c> per completion; this allocates nothing in steady
+    /// state (pooled builder, and <see cref="LoopSwitch"/> queues the cached continuation as is). Callers
+    /// await it with <c>ConfigureAwait(false)</c>: it always completes on the loop thread.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> CompleteOnLoopAsync(ValueTask<int> operation)
+    {
+        int result = 0;
+        Exception? failed = null;
+        _loop.PendingIo++;
+        try
+        {
+            result = await operation.ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            failed = ex;
+        }
+
+        await new LoopSwitch(_loop);
+        _loop.PendingIo--;
+        if (failed is not null)
+        {
+            ExceptionDispatchInfo.Throw(failed);
+        }
+
+        return result;
     }
 
     private protected override void OnAbort()
@@ -224,19 +221,7 @@ internal sealed class SocketConnection : LoopConnection
             return;
         }
 
-        if (!_aborted)
-        {
-            // Graceful: send what the application wrote, then FIN, then close.
-            await _output.Writer.CompleteAsync().ConfigureAwait(true);
-            try
-            {
-                await _writing.ConfigureAwait(true);
-            }
-            catch (Exception)
-            {
-                // Send errors were already surfaced on the pipe.
-            }
-        }
+        await FinishSendingAsync().ConfigureAwait(true);
 
         _disposed = true;
         CloseSocket();

@@ -4,6 +4,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 
+using static EventLoop.Benchmarking.BenchProcess;
+
 namespace EventLoop.EchoBenchmark;
 
 /// <summary>One measured case.</summary>
@@ -108,7 +110,7 @@ internal static partial class Orchestrator
                     port => (dotnet, [self, "server", "loop", "--loop", name, "--host", Host, "--port", Str(port)])));
                 break;
             case "uvloop":
-                string? python = FindPythonWithUvloop();
+                string? python = FindPythonWith("import uvloop");
                 if (python is null)
                 {
                     notes.Add("uvloop: not measured, no python3 with uvloop (apt-get install -y python3-uvloop).");
@@ -141,7 +143,7 @@ internal static partial class Orchestrator
     private static async Task<Process?> StartServerAsync(ServerSpec spec, int port, bool pin, bool inlineCompletions, List<string> notes)
     {
         (string file, string[] args) = spec.Command(port);
-        Process process = Start(file, args, pin ? "0" : null, inlineCompletions);
+        Process process = Start(file, args, pin ? "0" : null, inlineCompletions ? new Dictionary<string, string> { ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1" } : null);
         var firstLine = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
         var errors = new System.Text.StringBuilder();
         process.OutputDataReceived += (_, e) => firstLine.TrySetResult(e.Data);
@@ -230,140 +232,6 @@ internal static partial class Orchestrator
     [GeneratedRegex(@"RESULT messages=(?<messages>\d+) seconds=(?<seconds>[\d.]+) errors=(?<errors>\d+) mismatches=(?<mismatches>\d+)")]
     private static partial Regex ResultLine();
 
-    private static Process Start(string file, string[] args, string? core, bool inlineCompletions = false)
-    {
-        var info = new ProcessStartInfo
-        {
-            FileName = core is null ? file : "/usr/bin/taskset",
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        if (core is not null)
-        {
-            info.ArgumentList.Add("-c");
-            info.ArgumentList.Add(core);
-            info.ArgumentList.Add(file);
-        }
-
-        foreach (string arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        info.Environment["DOTNET_TieredPGO"] = "1";
-        if (inlineCompletions)
-        {
-            info.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1";
-        }
-
-        info.Environment["PYTHONUNBUFFERED"] = "1";
-        return Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
-    }
-
-    private static void StopProcess(Process process)
-    {
-        try
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true); // only processes this harness started
-                process.WaitForExit(5000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-    }
-
-    private static async Task<bool> CanConnectAsync(int port)
-    {
-        for (int attempt = 0; attempt < 50; attempt++)
-        {
-            try
-            {
-                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
-                return true;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(100);
-            }
-        }
-
-        return false;
-    }
-
-    private static int FreePort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
-
-    private static string DotnetHost()
-    {
-        string? path = Environment.ProcessPath;
-        return path is not null && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
-    }
-
-    private static string? FindPythonWithUvloop()
-    {
-        foreach (string? candidate in new[] { FindOnPath("python3"), "/usr/bin/python3" })
-        {
-            if (candidate is not null && File.Exists(candidate) && Capture(candidate, "-c", "import uvloop; print('ok')") == "ok")
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
-
     private static string UvloopVersion(string python) => Capture(python, "-c", "import uvloop; print(uvloop.__version__)");
 
-    private static string? FindOnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
-
-    private static string Capture(string file, params string[] args)
-    {
-        try
-        {
-            var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (string arg in args)
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            using Process process = Process.Start(info)!;
-            string output = process.StandardOutput.ReadToEnd().Trim();
-            process.WaitForExit(10_000);
-            return output;
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return "";
-        }
-    }
-
-    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
-
-    internal static string FindRepositoryRoot()
-    {
-        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
-        {
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "EventLoop.sln")))
-                {
-                    return dir.FullName;
-                }
-            }
-        }
-
-        throw new InvalidOperationException("Run the benchmark from inside the EventLoop repository (EventLoop.sln not found above here).");
-    }
 }

@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text;
 using ScottPlot;
 
+using static EventLoop.Benchmarking.BenchProcess;
+
 namespace EventLoop.EchoBenchmark;
 
 /// <summary>The Markdown table and the PNG chart.</summary>
@@ -121,16 +123,4 @@ internal static class Report
         plot.SavePng(path, 1000, 560);
     }
 
-    private static string CpuModel()
-    {
-        try
-        {
-            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            return line?.Split(':', 2)[1].Trim() ?? "unknown CPU";
-        }
-        catch (IOException)
-        {
-            return "unknown CPU";
-        }
-    }
 }

@@ -5,6 +5,8 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 
+using static EventLoop.Benchmarking.BenchProcess;
+
 namespace EventLoop.ScraperBenchmark;
 
 /// <summary>One client's measured result: the best of its runs.</summary>
@@ -134,7 +136,7 @@ internal static partial class Orchestrator
 
     private static async Task<Process?> StartSiteAsync(string samples, string loop, int port, bool pin, List<string> notes)
     {
-        Process process = Start(DotnetHost(), [samples, "site", "--loop", loop, "--host", Host, "--port", Str(port), "--latency-ms", "0"], pin ? "0" : null);
+        Process process = Start(DotnetHost(), [samples, "site", "--loop", loop, "--host", Host, "--port", Str(port), "--latency-ms", "0"], pin ? "0" : null, DotnetRuntimeSettings);
         Task<string?> firstLine = process.StandardOutput.ReadLineAsync();
         await Task.WhenAny(firstLine, Task.Delay(TimeSpan.FromSeconds(30)));
         string? line = firstLine.IsCompleted ? await firstLine : null;
@@ -156,7 +158,7 @@ internal static partial class Orchestrator
     private static async Task<ClientResult> RunClientAsync(ClientSpec spec, string baseUrl, bool pin, Options options)
     {
         (string file, string[] args) = spec.Command(baseUrl);
-        using Process client = Start(file, args, pin ? "1" : null);
+        using Process client = Start(file, args, pin ? "1" : null, DotnetRuntimeSettings);
         Task<string> stdout = client.StandardOutput.ReadToEndAsync();
         Task<string> stderr = client.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120 + ((options.Pages + options.Warmup) / 100.0)));
@@ -184,6 +186,9 @@ internal static partial class Orchestrator
         string? note = fetched < options.Pages ? $"{options.Pages - fetched} pages failed" : null;
         return new ClientResult(spec.Name, seconds > 0 ? rate : 0, fetched, note);
     }
+
+    /// <summary>The same runtime settings for every .NET process: workstation, non-concurrent GC.</summary>
+    private static readonly Dictionary<string, string> DotnetRuntimeSettings = new() { ["DOTNET_gcServer"] = "0", ["DOTNET_gcConcurrent"] = "0" };
 
     [GeneratedRegex(@"Fetched (?<fetched>\d+) pages in (?<seconds>[\d.]+) sec \((?<rate>[\d.]+) pages/s\)")]
     private static partial Regex FetchedLine();
@@ -242,150 +247,5 @@ internal static partial class Orchestrator
         return md.ToString();
     }
 
-    private static Process Start(string file, string[] args, string? core)
-    {
-        var info = new ProcessStartInfo
-        {
-            FileName = core is null ? file : "/usr/bin/taskset",
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        if (core is not null)
-        {
-            info.ArgumentList.Add("-c");
-            info.ArgumentList.Add(core);
-            info.ArgumentList.Add(file);
-        }
-
-        foreach (string arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        // The same runtime settings for every .NET process: workstation, non-concurrent GC, PGO on.
-        info.Environment["DOTNET_TieredPGO"] = "1";
-        info.Environment["DOTNET_gcServer"] = "0";
-        info.Environment["DOTNET_gcConcurrent"] = "0";
-        info.Environment["PYTHONUNBUFFERED"] = "1";
-        return Process.Start(info) ?? throw new InvalidOperationException($"Could not start {file}.");
-    }
-
-    private static void StopProcess(Process process)
-    {
-        try
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true); // only processes this harness started
-                process.WaitForExit(5000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-    }
-
-    private static async Task<bool> CanConnectAsync(int port)
-    {
-        for (int attempt = 0; attempt < 50; attempt++)
-        {
-            try
-            {
-                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
-                return true;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(100);
-            }
-        }
-
-        return false;
-    }
-
-    private static int FreePort()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
-
-    private static string DotnetHost()
-    {
-        string? path = Environment.ProcessPath;
-        return path is not null && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
-    }
-
     /// <summary>A python3 where <paramref name="imports"/> works: the one on PATH, else the system one (where apt installs).</summary>
-    private static string? FindPythonWith(string imports)
-    {
-        foreach (string? candidate in new[] { FindOnPath("python3"), "/usr/bin/python3" })
-        {
-            if (candidate is not null && File.Exists(candidate) && Capture(candidate, "-c", $"{imports}; print('ok')") == "ok")
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
-
-    private static string? FindOnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
-
-    private static string Capture(string file, params string[] args)
-    {
-        try
-        {
-            var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (string arg in args)
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            using Process process = Process.Start(info)!;
-            string output = process.StandardOutput.ReadToEnd().Trim();
-            process.WaitForExit(10_000);
-            return output;
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return "";
-        }
-    }
-
-    private static string CpuModel()
-    {
-        try
-        {
-            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            return line?.Split(':', 2)[1].Trim() ?? "unknown CPU";
-        }
-        catch (IOException)
-        {
-            return "unknown CPU";
-        }
-    }
-
-    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
-
-    private static string FindRepositoryRoot()
-    {
-        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
-        {
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "EventLoop.sln")))
-                {
-                    return dir.FullName;
-                }
-            }
-        }
-
-        throw new InvalidOperationException("Run the benchmark from inside the EventLoop repository (EventLoop.sln not found above here).");
-    }
 }

@@ -97,7 +97,11 @@ internal static unsafe class LibuvTcp
             $"Listening needs an IPEndPoint (an IP address and a port); got {endpoint.GetType().Name} '{endpoint}'.", parameterName);
 }
 
-/// <summary>A TCP listener on a libuv stream. Connections are accepted as they arrive and queued for <see cref="AcceptAsync"/>.</summary>
+/// <summary>
+/// A TCP listener on a libuv stream. Connections are accepted as they arrive and queued for
+/// <see cref="AcceptAsync"/>, up to <see cref="TcpOptions.Backlog"/> of them; beyond that the listener stops
+/// taking connections from the kernel until the application accepts, so the backlog still bounds the queue.
+/// </summary>
 internal sealed class LibuvTcpListener : ConnectionListener
 {
     private readonly LibuvLoop _loop;
@@ -109,6 +113,7 @@ internal sealed class LibuvTcpListener : ConnectionListener
     private readonly Queue<TaskCompletionSource<Connection>> _waiters = new();
     private IntPtr _handle;
     private bool _disposed;
+    private bool _connectionWaiting;
 
     private unsafe LibuvTcpListener(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family)
     {
@@ -154,7 +159,17 @@ internal sealed class LibuvTcpListener : ConnectionListener
 
         if (_accepted.TryDequeue(out LibuvTcpConnection? ready))
         {
+            if (TakeWaitingConnection() is { } next)
+            {
+                _accepted.Enqueue(next);
+            }
+
             return new ValueTask<Connection>(ready);
+        }
+
+        if (TakeWaitingConnection() is { } waiting)
+        {
+            return new ValueTask<Connection>(waiting);
         }
 
         return WaitForConnectionAsync(cancellationToken);
@@ -177,21 +192,19 @@ internal sealed class LibuvTcpListener : ConnectionListener
             return;
         }
 
-        IntPtr client = LibuvTcp.NewTcpHandle(_loop);
-        status = Uv.Accept(_handle, client);
-        if (status == 0)
+        if (_waiters.Count == 0 && _accepted.Count >= _options.Backlog)
         {
-            status = LibuvTcp.ApplyOptions(client, _options);
+            // Nobody is accepting and a backlog's worth is queued here already: leave this connection with
+            // libuv, which stops listening until we take it, so the kernel's backlog applies again.
+            _connectionWaiting = true;
+            return;
         }
 
-        if (status < 0)
+        if (TakeConnection() is not { } connection)
         {
-            LibuvTcp.CloseUnowned(client);
-            return; // the peer is gone already (or the options failed): nothing to hand out
+            return;
         }
 
-        var connection = new LibuvTcpConnection(_loop, client, _options, _family);
-        connection.Start();
         while (_waiters.TryDequeue(out TaskCompletionSource<Connection>? waiter))
         {
             if (waiter.TrySetResult(connection))
@@ -201,6 +214,39 @@ internal sealed class LibuvTcpListener : ConnectionListener
         }
 
         _accepted.Enqueue(connection);
+    }
+
+    /// <summary>Accepts the connection libuv holds (<c>uv_accept</c>) and starts it; null if the peer is already gone.</summary>
+    private LibuvTcpConnection? TakeConnection()
+    {
+        IntPtr client = LibuvTcp.NewTcpHandle(_loop);
+        int status = Uv.Accept(_handle, client);
+        if (status == 0)
+        {
+            status = LibuvTcp.ApplyOptions(client, _options);
+        }
+
+        if (status < 0)
+        {
+            LibuvTcp.CloseUnowned(client);
+            return null; // the peer is gone already (or the options failed): nothing to hand out
+        }
+
+        var connection = new LibuvTcpConnection(_loop, client, _options, _family);
+        connection.Start();
+        return connection;
+    }
+
+    /// <summary>Takes the connection libuv was asked to hold, if any (which also makes it listen again).</summary>
+    private LibuvTcpConnection? TakeWaitingConnection()
+    {
+        if (!_connectionWaiting)
+        {
+            return null;
+        }
+
+        _connectionWaiting = false;
+        return TakeConnection();
     }
 
     public override unsafe ValueTask DisposeAsync()

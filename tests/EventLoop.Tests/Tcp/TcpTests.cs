@@ -556,6 +556,45 @@ public abstract class TcpTests : LoopTestBase
         });
     }
 
+    [Fact]
+    public void A_connect_still_in_progress_is_cancelled_by_its_token_and_leaves_nothing_open()
+    {
+        RunLoop(async loop =>
+        {
+            // A listener that never accepts, with a backlog of 1: once its queue is full the kernel drops
+            // further SYNs, so the next connect stays in progress (SYN retries) until it is cancelled.
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, new TcpOptions { Backlog = 1 });
+            var filling = new List<Connection>();
+            try
+            {
+                while (true)
+                {
+                    using var cts = new CancellationTokenSource();
+                    ValueTask<Connection> connect = loop.ConnectTcpAsync(listener.LocalEndPoint, null, cts.Token);
+                    Task<Connection> attempt = connect.AsTask();
+                    Task first = await Task.WhenAny(attempt, loop.DelayAsync(TimeSpan.FromMilliseconds(200)));
+                    if (first == attempt)
+                    {
+                        filling.Add(await attempt); // the queue took it: keep filling
+                        Assert.True(filling.Count < 64, "the accept queue never filled");
+                        continue;
+                    }
+
+                    cts.Cancel();
+                    await Assert.ThrowsAnyAsync<OperationCanceledException>(() => attempt.WaitAsync(Timeout));
+                    break;
+                }
+            }
+            finally
+            {
+                foreach (Connection connection in filling)
+                {
+                    connection.Abort();
+                }
+            }
+        });
+    }
+
     // ------------------------------------------------------------------ backpressure and latency
 
     [Fact]

@@ -44,7 +44,7 @@ namespace EventLoop.EchoBenchmark
               --sizes LIST        message sizes in bytes (default 1024,10240,102400)
               --connections N     client connections (default 32)
               --duration SECONDS  measured time per case (default 5)
-              --warmup SECONDS    unmeasured time before each case (default 1)
+              --warmup SECONDS    unmeasured time before each case (default 3: .NET servers are still tiering up their JIT code after 1 s)
               --quick             duration 1 s, warm-up 0.3 s (a smoke run)
               --server-inproc     serve managed/libuv from this harness's own loop echo server instead of the samples runner
               --out DIR           results folder (default benchmarks/results under the repository)
@@ -60,7 +60,7 @@ namespace EventLoop.EchoBenchmark
         public int[] Sizes { get; init; } = [1024, 10 * 1024, 100 * 1024];
         public int Connections { get; init; } = 32;
         public double Duration { get; init; } = 5;
-        public double Warmup { get; init; } = 1;
+        public double Warmup { get; init; } = 3;
         public bool ServerInProc { get; init; }
         public bool Pin { get; init; } = true;
         public string? OutDir { get; init; }

@@ -184,8 +184,11 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         _inputCompleted = true;
         StopReading();
         _input.Writer.CancelPendingFlush();
+
+        // Receiving stopped (end of stream, reset, abort or dispose). Signalled first: completing the pipe
+        // runs the application's pending read inline, and it may look at ConnectionClosed.
+        SignalClosed();
         _input.Writer.Complete(error);
-        SignalClosed(); // receiving stopped: end of stream, reset, abort or dispose
     }
 
     // ------------------------------------------------------------------ writing

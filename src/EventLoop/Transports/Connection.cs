@@ -5,7 +5,9 @@ namespace EventLoop;
 
 /// <summary>
 /// A connection on a loop, exposed as an <see cref="IDuplexPipe"/>: read from <see cref="Input"/>, write
-/// to <see cref="Output"/>. Reads and flushes complete on the loop thread.
+/// to <see cref="Output"/>. Reads and flushes complete on the loop thread; a pending read resumes as soon as
+/// bytes arrive, inside the transport's receive callback (as asyncio's <c>data_received</c> is called from the
+/// read callback), so an answer can go out in the same turn.
 /// </summary>
 /// <remarks>
 /// Completing <see cref="Output"/> (or <see cref="ShutdownSendAsync"/>) sends what is buffered and then

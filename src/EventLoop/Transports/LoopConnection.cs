@@ -33,10 +33,13 @@ internal abstract class LoopConnection : Connection
         _remoteEndPoint = remoteEndPoint;
         var scheduler = new LoopPipeScheduler(loop);
         PinnedBlockPool pool = loop.MemoryPool;
+        // The application's read resumes inline when the transport flushes received bytes into the pipe (as
+        // uvloop calls data_received from libuv's read callback): on the loop thread, at once, without a trip
+        // through the ready queue. An echo, a parser or a proxy answers in the same turn it was fed.
         _input = new Pipe(new PipeOptions(
             pool: pool,
             minimumSegmentSize: PinnedBlockPool.BlockSize,
-            readerScheduler: scheduler,
+            readerScheduler: PipeScheduler.Inline,
             writerScheduler: scheduler,
             pauseWriterThreshold: options.InputPauseThreshold,
             resumeWriterThreshold: options.InputResumeThreshold,

@@ -75,8 +75,10 @@ internal sealed class SocketConnection : LoopConnection
             error = TranslateError(ex, "Receiving");
         }
 
+        // Receiving stopped (end of stream, reset, abort or dispose). Signalled first: completing the pipe
+        // runs the application's pending read inline, and it may look at ConnectionClosed.
+        SignalClosed();
         await writer.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);
-        SignalClosed(); // receiving stopped: end of stream, reset, abort or dispose
     }
 
     private async Task SendLoopAsync()

@@ -5,6 +5,16 @@ using Spectre.Console;
 
 // The classic async demos, each on whichever loop is selected (--loop managed|libuv, or EVENTLOOP_POLICY).
 // With no demo named, a short tour of all of them.
+// Blocking work handed to RunInExecutor runs on the thread pool, which starts with one thread per core and adds
+// more slowly. asyncio sizes its default executor min(32, cores + 4); give the pool that many from the start, so
+// two blocking downloads do not starve the pool's other work (HttpClient opens connections from pool work items).
+ThreadPool.GetMinThreads(out int minWorkers, out int minIo);
+int executorThreads = Math.Min(32, Environment.ProcessorCount + 4);
+if (minWorkers < executorThreads)
+{
+    ThreadPool.SetMinThreads(executorThreads, minIo);
+}
+
 var loopOption = new Option<string>("--loop")
 {
     Description = "The loop policy: managed (pure .NET) or libuv (the fast loop).",

@@ -243,11 +243,11 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         }
         catch (Exception ex)
         {
-            error = ex is IOException or SocketException ? ex : new ConnectionAbortedException("The connection was closed.", ex);
+            error = TranslateError(ex, "Sending");
         }
 
         ReleaseWritePins();
-        await reader.CompleteAsync(_aborted ? _abortReason : _disposed ? null : error).ConfigureAwait(true);
+        await reader.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);
     }
 
     /// <summary>
@@ -362,23 +362,8 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
 
     // ------------------------------------------------------------------ closing
 
-    private Exception? Translate(int status, string operation)
-    {
-        if (_aborted)
-        {
-            return _abortReason;
-        }
-
-        if (_disposed)
-        {
-            return null;
-        }
-
-        Exception inner = Uv.CreateException(status, operation);
-        return inner is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown }
-            ? new ConnectionResetException("The connection was reset by the peer.", inner)
-            : new IOException($"{operation} failed: {Uv.ErrorName(status)} ({Uv.ErrorMessage(status)}).", inner);
-    }
+    /// <summary>A libuv status as the exception the pipes carry (see <see cref="LoopConnection.TranslateError"/>).</summary>
+    private Exception? Translate(int status, string operation) => TranslateError(Uv.CreateException(status, operation), operation);
 
     /// <summary>Starts closing the handle (with RST when <paramref name="reset"/>); its callback frees it.</summary>
     private unsafe void CloseHandle(bool reset)

@@ -13,16 +13,6 @@ internal static unsafe class LibuvTcp
     /// <summary>Room for any socket address (sockaddr_storage is 128 bytes).</summary>
     private const int MaxAddressSize = 128;
 
-    /// <summary>Runs <paramref name="call"/> with <paramref name="endpoint"/> as a native sockaddr.</summary>
-    public static int WithAddress(IPEndPoint endpoint, Func<IntPtr, int> call)
-    {
-        SocketAddress address = endpoint.Serialize();
-        fixed (byte* native = address.Buffer.Span)
-        {
-            return call((IntPtr)native);
-        }
-    }
-
     /// <summary>The local or peer address of a TCP handle, or null if it has none (not connected).</summary>
     public static IPEndPoint? GetEndPoint(IntPtr handle, AddressFamily family, bool peer)
     {
@@ -133,7 +123,13 @@ internal sealed class LibuvTcpListener : ConnectionListener
     {
         IPEndPoint ip = LibuvTcp.RequireIPEndPoint(endpoint, nameof(endpoint));
         IntPtr handle = LibuvTcp.NewTcpHandle(loop);
-        int status = LibuvTcp.WithAddress(ip, address => Uv.TcpBind(handle, (byte*)address, 0));
+        int status;
+        SocketAddress address = ip.Serialize();
+        fixed (byte* native = address.Buffer.Span)
+        {
+            status = Uv.TcpBind(handle, native, 0);
+        }
+
         if (status == 0)
         {
             status = Uv.Listen(handle, options.Backlog, &OnConnection);
@@ -177,6 +173,13 @@ internal sealed class LibuvTcpListener : ConnectionListener
 
     private async ValueTask<Connection> WaitForConnectionAsync(CancellationToken cancellationToken)
     {
+        // Waits cancelled earlier stay queued until a connection skips them; drop those at the head, so a
+        // caller that accepts with a timeout, again and again, does not grow the queue.
+        while (_waiters.TryPeek(out TaskCompletionSource<Connection>? stale) && stale.Task.IsCompleted)
+        {
+            _waiters.Dequeue();
+        }
+
         var waiter = new TaskCompletionSource<Connection>(TaskCreationOptions.RunContinuationsAsynchronously);
         _waiters.Enqueue(waiter);
         using CancellationTokenRegistration registration = cancellationToken.UnsafeRegister(

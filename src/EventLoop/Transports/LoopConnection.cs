@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Sockets;
 using EventLoop.Internal;
 using EventLoop.Transports.Sockets;
 
@@ -92,6 +93,33 @@ internal abstract class LoopConnection : Connection
         _loop.CheckLoopThread();
         await _output.Writer.CompleteAsync().ConfigureAwait(true);
         await _writing.WaitAsync(cancellationToken).ConfigureAwait(true);
+    }
+
+    /// <summary>
+    /// The exception the pipes carry for a transport failure, as .NET users catch them: a reset as
+    /// <see cref="ConnectionResetException"/>, other socket errors and I/O failures as <see cref="IOException"/>;
+    /// the abort reason after <see cref="Abort"/>, and nothing (the pipes just end) after a dispose.
+    /// </summary>
+    private protected Exception? TranslateError(Exception ex, string operation)
+    {
+        if (_aborted)
+        {
+            return _abortReason;
+        }
+
+        if (_disposed)
+        {
+            return null;
+        }
+
+        return ex switch
+        {
+            SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown } reset =>
+                new ConnectionResetException("The connection was reset by the peer.", reset),
+            SocketException socket => new IOException($"{operation} failed: {socket.SocketErrorCode}.", socket),
+            IOException io => io,
+            _ => new ConnectionAbortedException("The connection was closed.", ex),
+        };
     }
 
     /// <summary>The graceful start of a dispose: unless aborted, send what the application wrote, then FIN.</summary>

@@ -20,14 +20,15 @@ public abstract class TcpTests : LoopTestBase
 
     // ------------------------------------------------------------------ helpers
 
-    /// <summary>Echoes everything until the peer's end of stream, then half-closes.</summary>
-    private static async Task EchoAsync(Connection connection)
+    /// <summary>Echoes everything until the peer's end of stream, then half-closes; <paramref name="onRead"/> sees each read's size.</summary>
+    private static async Task EchoAsync(Connection connection, Action<long>? onRead = null)
     {
         try
         {
             while (true)
             {
                 ReadResult result = await connection.Input.ReadAsync();
+                onRead?.Invoke(result.Buffer.Length);
                 foreach (ReadOnlyMemory<byte> segment in result.Buffer)
                 {
                     connection.Output.Write(segment.Span);
@@ -360,34 +361,7 @@ public abstract class TcpTests : LoopTestBase
 
             // The echo server buffers at most about its thresholds while the flooding peer never reads.
             long largestRead = 0;
-            async Task EchoAndMeasureAsync()
-            {
-                try
-                {
-                    while (true)
-                    {
-                        ReadResult result = await server.Input.ReadAsync();
-                        largestRead = Math.Max(largestRead, result.Buffer.Length);
-                        foreach (ReadOnlyMemory<byte> segment in result.Buffer)
-                        {
-                            server.Output.Write(segment.Span);
-                        }
-
-                        server.Input.AdvanceTo(result.Buffer.End);
-                        FlushResult flush = await server.Output.FlushAsync();
-                        if (result.IsCompleted || flush.IsCompleted)
-                        {
-                            return;
-                        }
-                    }
-                }
-                finally
-                {
-                    await server.DisposeAsync();
-                }
-            }
-
-            Task echo = EchoAndMeasureAsync();
+            Task echo = EchoAsync(server, length => largestRead = Math.Max(largestRead, length));
             byte[] chunk = new byte[64 * 1024];
             long sent = 0;
             while (true)

@@ -90,23 +90,12 @@ internal sealed class SocketConnection : LoopConnection
             while (true)
             {
                 ReadResult result = await reader.ReadAsync().ConfigureAwait(true);
-                var buffer = result.Buffer;
-                if (!buffer.IsEmpty)
+                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
                 {
-                    if (buffer.IsSingleSegment)
-                    {
-                        await SendAllAsync(buffer.First).ConfigureAwait(true);
-                    }
-                    else
-                    {
-                        foreach (ReadOnlyMemory<byte> segment in buffer)
-                        {
-                            await SendAllAsync(segment).ConfigureAwait(true);
-                        }
-                    }
+                    await SendAllAsync(segment).ConfigureAwait(true);
                 }
 
-                reader.AdvanceTo(buffer.End);
+                reader.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || result.IsCanceled)
                 {
                     break;
@@ -126,26 +115,7 @@ internal sealed class SocketConnection : LoopConnection
         await reader.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);
     }
 
-    /// <summary>The exception the pipes carry for a socket failure, as .NET users catch them.</summary>
-    private Exception? TranslateError(Exception ex, string operation)
-    {
-        if (_aborted)
-        {
-            return _abortReason;
-        }
-
-        if (_disposed)
-        {
-            return null; // closed on purpose: the pipes just end
-        }
-
-        return ex is SocketException socket
-            ? socket.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown
-                ? new ConnectionResetException("The connection was reset by the peer.", socket)
-                : new IOException($"{operation} failed: {socket.SocketErrorCode}.", socket)
-            : new ConnectionAbortedException("The connection was closed.", ex);
-    }
-
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendAllAsync(ReadOnlyMemory<byte> data)
     {
         while (!data.IsEmpty)

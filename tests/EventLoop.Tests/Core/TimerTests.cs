@@ -418,12 +418,19 @@ public abstract class TimerTests : LoopTestBase
         RunLoop(async loop =>
         {
             TimeProvider tp = loop.TimeProvider;
-            ITimer[] timers = await Task.Run(() => Enumerable.Range(0, 1000)
-                .Select(_ => tp.CreateTimer(static _ => { }, null, TimeSpan.FromHours(1), Timeout.InfiniteTimeSpan)).ToArray());
-            await loop.DelayAsync(TimeSpan.Zero); // one turn of the loop // the creations, posted before Task.Run's completion, have been applied
+            ITimer[] timers = null!;
+            await Task.Run(() =>
+            {
+                timers = Enumerable.Range(0, 1000)
+                    .Select(_ => tp.CreateTimer(static _ => { }, null, TimeSpan.FromHours(1), Timeout.InfiniteTimeSpan)).ToArray();
+                return AfterPostsFromThisThread(loop);
+            });
             Assert.True(loop.TimerCount >= 1000, $"{loop.TimerCount} timers");
-            await Task.Run(() => Array.ForEach(timers, t => t.Dispose()));
-            await loop.DelayAsync(TimeSpan.Zero); // one turn of the loop
+            await Task.Run(() =>
+            {
+                Array.ForEach(timers, t => t.Dispose());
+                return AfterPostsFromThisThread(loop);
+            });
             Assert.True(loop.TimerCount <= 200, $"{loop.TimerCount} of 1000 disposed timers are still in the loop's heap");
         });
     }
@@ -436,10 +443,12 @@ public abstract class TimerTests : LoopTestBase
             using var cts = new CancellationTokenSource();
             Task[] delays = Enumerable.Range(0, 1000).Select(_ => Task.Delay(TimeSpan.FromHours(1), loop.TimeProvider, cts.Token)).ToArray();
             Assert.True(loop.TimerCount >= 1000, $"{loop.TimerCount} timers");
-            await Task.Run(cts.Cancel);
-            await Task.WhenAll(delays).ContinueWith(static _ => { }, TaskScheduler.Current);
+            await Task.Run(() =>
+            {
+                cts.Cancel();
+                return AfterPostsFromThisThread(loop);
+            });
             Assert.All(delays, d => Assert.True(d.IsCanceled));
-            await loop.DelayAsync(TimeSpan.Zero); // one turn of the loop
             Assert.True(loop.TimerCount <= 200, $"{loop.TimerCount} of 1000 cancelled delays are still in the loop's heap");
         });
     }
@@ -477,6 +486,19 @@ public abstract class TimerTests : LoopTestBase
             cts.Token.Register(cancelled.SetResult);
             await cancelled.Task;
         });
+    }
+
+    /// <summary>
+    /// Completes (on the loop) once the loop has run everything the calling thread posted with
+    /// <see cref="Loop.CallSoonThreadSafe(Action)"/> before this call: posts from one thread run in order.
+    /// Call it from the other thread, after the work whose posts the test waits for.
+    /// </summary>
+    private static Task AfterPostsFromThisThread(Loop loop)
+    {
+        Assert.False(loop.IsOnLoopThread);
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.CallSoonThreadSafe(static d => d.SetResult(), done);
+        return done.Task;
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using EventLoop.Internal;
@@ -38,7 +37,7 @@ public abstract partial class Loop : IDisposable
     private readonly int _callbacksPerIteration;
     private ReadyQueue _ready = new(256);
     private TimerHeap _timers = new(64);
-    private readonly ConcurrentQueue<ReadyEntry> _inject = new();
+    private readonly InjectQueue _inject = new();
     private int _sleeping; // 1 while the loop may be blocked in its poll and needs a wake-up
     private int _ownerThreadId;
     private volatile int _state; // LoopState
@@ -705,12 +704,20 @@ public abstract partial class Loop : IDisposable
 
     private void MoveInjectedSlow()
     {
-        // Bounded, so a flood of posts cannot starve what is already ready. (ConcurrentQueue.Count
-        // is not cheap, so we do not ask for it.)
+        // Bounded, so a flood of posts cannot starve what is already ready.
         int count = 4096;
-        while (count-- > 0 && _inject.TryDequeue(out ReadyEntry entry))
+        int moved = 0;
+        while (moved < count && _inject.TryDequeue(out ReadyEntry entry))
         {
             _ready.Enqueue(entry.Callback, entry.State);
+            moved++;
+        }
+
+        if (moved == 0)
+        {
+            // A producer is between the two steps of its post (see InjectQueue). The loop will not sleep while
+            // the queue is not empty; let that producer run (on one core it may be waiting for this thread).
+            Thread.Yield();
         }
     }
 
@@ -960,7 +967,7 @@ public abstract partial class Loop : IDisposable
 
     private void Inject(object callback, object? state)
     {
-        _inject.Enqueue(new ReadyEntry(callback, state));
+        _inject.Enqueue(callback, state);
         WakeIfSleeping();
     }
 

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace EventLoop.Internal;
 
 /// <summary>A unit of work the loop knows how to run without a delegate allocation.</summary>
@@ -60,7 +62,12 @@ internal abstract class CallbackItem : LoopWorkItem
 /// </summary>
 internal sealed class ObjectCallbackItem : CallbackItem
 {
-    private const int MaxPooled = 1 << 17;
+    private const int LocalCapacity = 4 * BatchExchange<ObjectCallbackItem>.BatchSize;
+
+    // Items rented on one thread run (and are returned) on a loop thread: a post from a worker thread,
+    // or a burst of 100,000 timers. Each thread keeps up to LocalCapacity; beyond that, batches wait in
+    // this exchange (up to 128 Ki items) for whichever thread runs dry.
+    private static readonly BatchExchange<ObjectCallbackItem> s_exchange = new(maxBatches: 512);
 
     [ThreadStatic]
     private static ObjectCallbackItem[]? t_items;
@@ -70,6 +77,7 @@ internal sealed class ObjectCallbackItem : CallbackItem
     private object? _callback;
     private object? _value;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static ObjectCallbackItem Rent(object callback, object? state)
     {
         ObjectCallbackItem[]? items = t_items;
@@ -83,11 +91,26 @@ internal sealed class ObjectCallbackItem : CallbackItem
         }
         else
         {
-            item = new ObjectCallbackItem();
+            item = RentSlow();
         }
 
         item._callback = callback;
         item._value = state;
+        return item;
+    }
+
+    private static ObjectCallbackItem RentSlow()
+    {
+        ObjectCallbackItem[] items = t_items ??= new ObjectCallbackItem[LocalCapacity];
+        int count = 0;
+        if (!s_exchange.TryTake(items, ref count))
+        {
+            return new ObjectCallbackItem();
+        }
+
+        t_count = --count;
+        ObjectCallbackItem item = items[count];
+        items[count] = null!;
         return item;
     }
 
@@ -118,19 +141,28 @@ internal sealed class ObjectCallbackItem : CallbackItem
         Return(this);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Return(ObjectCallbackItem item)
     {
-        ObjectCallbackItem[] items = t_items ??= new ObjectCallbackItem[64];
+        ObjectCallbackItem[]? items = t_items;
         int count = t_count;
-        if (count == items.Length)
+        if (items is not null && count < items.Length)
         {
-            if (items.Length >= MaxPooled)
-            {
-                return;
-            }
+            items[count] = item;
+            t_count = count + 1;
+            return;
+        }
 
-            Array.Resize(ref t_items, items.Length * 2);
-            items = t_items;
+        ReturnSlow(item);
+    }
+
+    private static void ReturnSlow(ObjectCallbackItem item)
+    {
+        ObjectCallbackItem[] items = t_items ??= new ObjectCallbackItem[LocalCapacity];
+        int count = t_count;
+        if (count == items.Length && !s_exchange.TryPublish(items, ref count))
+        {
+            return; // the exchange is full: let this one go
         }
 
         items[count] = item;

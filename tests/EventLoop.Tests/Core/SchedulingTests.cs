@@ -204,6 +204,56 @@ public abstract class SchedulingTests : LoopTestBase
     }
 
     [Fact]
+    public void Pooled_posts_circulating_between_threads_keep_each_callback_with_its_own_state()
+    {
+        // Posts rent pooled queue nodes and callback items on the posting thread; the loop thread returns them,
+        // and batches travel back to the posting threads. Several rounds of more posts than a thread keeps
+        // locally make every item and node be reused, across threads, many times over.
+        const int Threads = 4;
+        const int Rounds = 3;
+        const int PostsPerThread = 20_000;
+        var seen = new int[Threads * Rounds * PostsPerThread];
+        int wrongState = 0;
+        RunLoop(async loop =>
+        {
+            for (int round = 0; round < Rounds; round++)
+            {
+                int remaining = Threads * PostsPerThread;
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                Action<Box> record = box =>
+                {
+                    if (box.Id < 0 || box.Id >= seen.Length)
+                    {
+                        wrongState++;
+                        return;
+                    }
+
+                    seen[box.Id]++;
+                    if (--remaining == 0)
+                    {
+                        done.SetResult();
+                    }
+                };
+                int first = round * Threads * PostsPerThread;
+                Task[] posters = Enumerable.Range(0, Threads).Select(t => Task.Run(() =>
+                {
+                    for (int i = 0; i < PostsPerThread; i++)
+                    {
+                        loop.CallSoonThreadSafe(record, new Box(first + (t * PostsPerThread) + i));
+                    }
+                })).ToArray();
+                // A pool handing one item to two posts would lose or repeat posts: fail rather than hang then.
+                await done.Task.WaitAsync(TimeSpan.FromSeconds(60), loop.TimeProvider);
+                await Task.WhenAll(posters);
+            }
+        });
+        Assert.Equal(0, wrongState);
+        Assert.All(seen, n => Assert.Equal(1, n));
+    }
+
+    private sealed record Box(int Id);
+
+    [Fact]
     public void CallSoonThreadSafe_wakes_an_idle_loop()
     {
         int runs = 0;

@@ -287,6 +287,29 @@ public abstract class TcpTests : LoopTestBase
     }
 
     [Fact]
+    public void Bytes_sent_right_before_end_of_stream_all_arrive()
+    {
+        // The peer's bytes and its end of stream wait together in the socket: the transport reads them in one
+        // burst of full buffers and then sees the end, and nothing read in the burst may be lost at the end.
+        RunLoop(async loop =>
+        {
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
+            Task<Connection> accept = listener.AcceptAsync().AsTask();
+            await using Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint);
+            await using Connection server = await accept.WaitAsync(Timeout);
+
+            byte[] payload = new byte[(300 * 1024) + 123];
+            new Random(7).NextBytes(payload);
+            await WriteAsync(client, payload);
+            await client.ShutdownSendAsync();
+
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            Assert.Equal(payload.Length, await ReadToEndAsync(server.Input, hash).WaitAsync(Timeout));
+            Assert.Equal(SHA256.HashData(payload), hash.GetHashAndReset());
+        });
+    }
+
+    [Fact]
     public void Peer_reset_mid_read_fails_the_read_with_an_IOException()
     {
         RunLoop(async loop =>

@@ -32,47 +32,72 @@ internal static partial class Orchestrator
         var results = new List<CaseResult>();
         var described = new List<ServerSpec>();
 
+        // Every server is measured in each round, in an order that rotates from round to round, and the report
+        // gives each case's median: a shared machine's speed drifts, and a server measured only once, always
+        // in the same slot, would carry that drift into its ratio.
+        var samples = new Dictionary<(string Server, int Size), List<CaseResult>>();
+        var chosen = new Dictionary<string, ServerSpec>();
+        string[] order = options.Servers;
+        for (int round = 0; round < options.Rounds; round++)
+        {
+            IEnumerable<string> roundOrder = order.Skip(round % order.Length).Concat(order.Take(round % order.Length));
+            foreach (string name in roundOrder)
+            {
+                List<ServerSpec> candidates = round == 0
+                    ? Candidates(name, repo, options, notes)
+                    : chosen.TryGetValue(name, out ServerSpec? known) ? [known] : [];
+                foreach (ServerSpec spec in candidates)
+                {
+                    int port = FreePort();
+                    using Process? server = await StartServerAsync(spec, port, pin, options.InlineCompletions, notes);
+                    if (server is null)
+                    {
+                        continue; // try the next way of starting this server
+                    }
+
+                    if (chosen.TryAdd(name, spec))
+                    {
+                        described.Add(spec);
+                    }
+
+                    try
+                    {
+                        foreach (int size in options.Sizes)
+                        {
+                            CaseResult result = await RunClientAsync(spec.Name, port, size, options, pin);
+                            if (!samples.TryGetValue((name, size), out List<CaseResult>? list))
+                            {
+                                samples[(name, size)] = list = [];
+                            }
+
+                            list.Add(result);
+                            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                                $"round {round + 1}/{options.Rounds} {spec.Name,-10} {Report.FormatSize(size),7}: {result.MessagesPerSecond,12:N0} msg/s {result.MiBPerSecond,9:N1} MiB/s {result.Note}"));
+                        }
+                    }
+                    finally
+                    {
+                        StopProcess(server);
+                    }
+
+                    break;
+                }
+
+                if (round == 0 && !chosen.ContainsKey(name) && candidates.Count > 0)
+                {
+                    notes.Add($"{name}: could not be started (see above).");
+                }
+            }
+        }
+
         foreach (string name in options.Servers)
         {
-            List<ServerSpec> candidates = Candidates(name, repo, options, notes);
-            if (candidates.Count == 0)
+            foreach (int size in options.Sizes)
             {
-                continue;
-            }
-
-            bool measured = false;
-            foreach (ServerSpec spec in candidates)
-            {
-                int port = FreePort();
-                using Process? server = await StartServerAsync(spec, port, pin, options.InlineCompletions, notes);
-                if (server is null)
+                if (samples.TryGetValue((name, size), out List<CaseResult>? list))
                 {
-                    continue; // try the next way of starting this server
+                    results.Add(Median(list));
                 }
-
-                described.Add(spec);
-                try
-                {
-                    foreach (int size in options.Sizes)
-                    {
-                        CaseResult result = await RunClientAsync(spec.Name, port, size, options, pin);
-                        results.Add(result);
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"{spec.Name,-10} {Report.FormatSize(size),7}: {result.MessagesPerSecond,12:N0} msg/s {result.MiBPerSecond,9:N1} MiB/s {result.Note}"));
-                    }
-                }
-                finally
-                {
-                    StopProcess(server);
-                }
-
-                measured = true;
-                break;
-            }
-
-            if (!measured)
-            {
-                notes.Add($"{name}: could not be started (see above).");
             }
         }
 
@@ -85,6 +110,15 @@ internal static partial class Orchestrator
         Console.WriteLine(markdown);
         Console.WriteLine($"Wrote {markdownPath} and {chartPath}");
         return results.Count > 0 ? 0 : 1;
+    }
+
+    /// <summary>The round with the median msg/s (the lower middle one for an even count); notes of every round kept.</summary>
+    private static CaseResult Median(List<CaseResult> rounds)
+    {
+        CaseResult[] sorted = rounds.OrderBy(r => r.MessagesPerSecond).ToArray();
+        CaseResult middle = sorted[(sorted.Length - 1) / 2];
+        string? note = string.Join("; ", rounds.Select(r => r.Note).Where(n => n is not null).Distinct());
+        return middle with { Note = note.Length == 0 ? null : note };
     }
 
     private static List<ServerSpec> Candidates(string name, string repo, Options options, List<string> notes)

@@ -45,7 +45,8 @@ namespace EventLoop.EchoBenchmark
               --connections N     client connections (default 32)
               --duration SECONDS  measured time per case (default 5)
               --warmup SECONDS    unmeasured time before each case (default 3: .NET servers are still tiering up their JIT code after 1 s)
-              --quick             duration 1 s, warm-up 0.3 s (a smoke run)
+              --rounds N          measure every server N times, in rotating order, and report medians (default 3)
+              --quick             duration 1 s, warm-up 0.3 s, one round (a smoke run)
               --server-inproc     serve managed/libuv from this harness's own loop echo server instead of the samples runner
               --out DIR           results folder (default benchmarks/results under the repository)
               --no-pin            do not pin with taskset (server on core 0, client on core 1)
@@ -61,6 +62,7 @@ namespace EventLoop.EchoBenchmark
         public int Connections { get; init; } = 32;
         public double Duration { get; init; } = 5;
         public double Warmup { get; init; } = 3;
+        public int Rounds { get; init; } = 3;
         public bool ServerInProc { get; init; }
         public bool Pin { get; init; } = true;
         public string? OutDir { get; init; }
@@ -80,7 +82,8 @@ namespace EventLoop.EchoBenchmark
                     case "--connections": o = o with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--duration": o = o with { Duration = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--warmup": o = o with { Warmup = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
-                    case "--quick": o = o with { Duration = 1, Warmup = 0.3 }; break;
+                    case "--rounds": o = o with { Rounds = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--quick": o = o with { Duration = 1, Warmup = 0.3, Rounds = 1 }; break;
                     case "--server-inproc": o = o with { ServerInProc = true }; break;
                     case "--no-pin": o = o with { Pin = false }; break;
                     case "--inline-completions": o = o with { InlineCompletions = true }; break;
@@ -89,9 +92,15 @@ namespace EventLoop.EchoBenchmark
                 }
             }
 
-            if (o.Connections <= 0 || o.Duration <= 0 || o.Warmup < 0 || o.Sizes.Any(s => s <= 0))
+            string[] known = ["threadpool", "managed", "libuv", "uvloop", "node"];
+            if (o.Servers.FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             {
-                throw new ArgumentException("--connections, --duration and --sizes must be positive, --warmup not negative.");
+                throw new ArgumentException($"Unknown server '{unknown}' ({string.Join(", ", known)}).");
+            }
+
+            if (o.Connections <= 0 || o.Duration <= 0 || o.Rounds <= 0 || o.Warmup < 0 || o.Sizes.Any(s => s <= 0))
+            {
+                throw new ArgumentException("--connections, --duration, --rounds and --sizes must be positive, --warmup not negative.");
             }
 
             return o;

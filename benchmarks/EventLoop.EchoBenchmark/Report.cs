@@ -11,6 +11,10 @@ internal static class Report
 {
     private const string Baseline = "threadpool";
 
+    private static string RoundsText(int rounds) => rounds == 1
+        ? "One round."
+        : $"Each figure is the median of {rounds} rounds; every round measures every server, in an order that rotates from round to round.";
+
     public static string FormatSize(int size) =>
         size % 1024 == 0 ? $"{size / 1024} KiB" : $"{size} B";
 
@@ -33,7 +37,7 @@ internal static class Report
             pinning += " .NET servers ran with `DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1`.";
         }
 
-        md.AppendLine(inv, $"{options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case. {pinning}");
+        md.AppendLine(inv, $"{options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case. {RoundsText(options.Rounds)} {pinning}");
         md.AppendLine();
         md.AppendLine("| server | message | msg/s | MiB/s | vs threadpool |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: |");

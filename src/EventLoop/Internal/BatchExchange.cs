@@ -46,6 +46,38 @@ internal sealed class BatchExchange<T>(int maxBatches)
     }
 
     /// <summary>
+    /// The slow path of a thread's rent, when its own stack is empty: refills the stack with a batch and pops one
+    /// object, or returns null when the exchange is empty too (the caller allocates).
+    /// </summary>
+    public T? RefillAndPop(ref T[]? stack, ref int count, int capacity)
+    {
+        stack ??= new T[capacity];
+        if (count != 0 || !TryTake(stack, ref count))
+        {
+            return null;
+        }
+
+        T item = stack[--count];
+        stack[count] = null!;
+        return item;
+    }
+
+    /// <summary>
+    /// The slow path of a thread's return, when its stack is full (or not yet made): publishes a batch to make
+    /// room and pushes <paramref name="item"/>, or drops it (to the GC) when the exchange is full too.
+    /// </summary>
+    public void PublishAndPush(ref T[]? stack, ref int count, T item, int capacity)
+    {
+        stack ??= new T[capacity];
+        if (count == stack.Length && !TryPublish(stack, ref count))
+        {
+            return;
+        }
+
+        stack[count++] = item;
+    }
+
+    /// <summary>
     /// Moves one batch onto <paramref name="stack"/> (which holds <paramref name="count"/> and has room for
     /// <see cref="BatchSize"/> more). Returns false when the exchange is empty.
     /// </summary>

@@ -94,20 +94,7 @@ internal sealed class InjectQueue
             return RentSlow();
         }
 
-        private static Node RentSlow()
-        {
-            Node[] items = t_items ??= new Node[LocalCapacity];
-            int count = 0;
-            if (s_exchange.TryTake(items, ref count))
-            {
-                t_count = --count;
-                Node node = items[count];
-                items[count] = null!;
-                return node;
-            }
-
-            return new Node();
-        }
+        private static Node RentSlow() => s_exchange.RefillAndPop(ref t_items, ref t_count, LocalCapacity) ?? new Node();
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Return(Node node)
@@ -124,18 +111,7 @@ internal sealed class InjectQueue
             ReturnSlow(node);
         }
 
-        private static void ReturnSlow(Node node)
-        {
-            Node[] items = t_items ??= new Node[LocalCapacity];
-            int count = t_count;
-            if (count == items.Length && !s_exchange.TryPublish(items, ref count))
-            {
-                return; // the exchange is full: let this one go
-            }
-
-            items[count] = node;
-            t_count = count + 1;
-        }
+        private static void ReturnSlow(Node node) => s_exchange.PublishAndPush(ref t_items, ref t_count, node, LocalCapacity);
     }
 
     [StructLayout(LayoutKind.Explicit, Size = 128)]

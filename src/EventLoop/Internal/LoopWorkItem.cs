@@ -99,20 +99,8 @@ internal sealed class ObjectCallbackItem : CallbackItem
         return item;
     }
 
-    private static ObjectCallbackItem RentSlow()
-    {
-        ObjectCallbackItem[] items = t_items ??= new ObjectCallbackItem[LocalCapacity];
-        int count = 0;
-        if (!s_exchange.TryTake(items, ref count))
-        {
-            return new ObjectCallbackItem();
-        }
-
-        t_count = --count;
-        ObjectCallbackItem item = items[count];
-        items[count] = null!;
-        return item;
-    }
+    private static ObjectCallbackItem RentSlow() =>
+        s_exchange.RefillAndPop(ref t_items, ref t_count, LocalCapacity) ?? new ObjectCallbackItem();
 
     internal override void Execute()
     {
@@ -156,18 +144,8 @@ internal sealed class ObjectCallbackItem : CallbackItem
         ReturnSlow(item);
     }
 
-    private static void ReturnSlow(ObjectCallbackItem item)
-    {
-        ObjectCallbackItem[] items = t_items ??= new ObjectCallbackItem[LocalCapacity];
-        int count = t_count;
-        if (count == items.Length && !s_exchange.TryPublish(items, ref count))
-        {
-            return; // the exchange is full: let this one go
-        }
-
-        items[count] = item;
-        t_count = count + 1;
-    }
+    private static void ReturnSlow(ObjectCallbackItem item) =>
+        s_exchange.PublishAndPush(ref t_items, ref t_count, item, LocalCapacity);
 
     // CallSoon(Action) passes the Action as state to a shared invoker: name the Action then.
     public override string ToString() =>

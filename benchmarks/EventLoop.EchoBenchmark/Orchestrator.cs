@@ -25,9 +25,8 @@ internal static partial class Orchestrator
     public static async Task<int> RunAsync(Options options)
     {
         string repo = FindRepositoryRoot();
-        string outDir = Path.GetFullPath(options.OutDir ?? Path.Combine(repo, "benchmarks", "results"));
-        Directory.CreateDirectory(outDir);
-        bool pin = options.Pin && File.Exists("/usr/bin/taskset");
+        string outDir = PrepareOutputDirectory(repo, options.OutDir);
+        bool pin = CanPin(options.Pin);
         var notes = new List<string>();
         var results = new List<CaseResult>();
         var described = new List<ServerSpec>();

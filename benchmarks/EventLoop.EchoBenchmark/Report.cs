@@ -52,24 +52,8 @@ internal static class Report
             }
         }
 
-        md.AppendLine();
-        md.AppendLine("Servers:");
-        md.AppendLine();
-        foreach (ServerSpec spec in servers)
-        {
-            md.AppendLine(inv, $"- **{spec.Name}**: {spec.Description}");
-        }
-
-        if (notes.Count > 0)
-        {
-            md.AppendLine();
-            md.AppendLine("Notes:");
-            md.AppendLine();
-            foreach (string note in notes)
-            {
-                md.AppendLine(inv, $"- {note}");
-            }
-        }
+        AppendBullets(md, "Servers:", servers.Select(spec => $"**{spec.Name}**: {spec.Description}"));
+        AppendBullets(md, "Notes:", notes);
 
         md.AppendLine();
         md.AppendLine("![echo throughput relative to the .NET thread-pool server](echo.png)");

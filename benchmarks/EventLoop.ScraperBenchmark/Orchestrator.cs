@@ -24,9 +24,8 @@ internal static partial class Orchestrator
     public static async Task<int> RunAsync(Options options)
     {
         string repo = FindRepositoryRoot();
-        string outDir = Path.GetFullPath(options.OutDir ?? Path.Combine(repo, "benchmarks", "results"));
-        Directory.CreateDirectory(outDir);
-        bool pin = options.Pin && File.Exists("/usr/bin/taskset");
+        string outDir = PrepareOutputDirectory(repo, options.OutDir);
+        bool pin = CanPin(options.Pin);
         var notes = new List<string>();
         string samples = FindSamples(repo, notes);
         var specs = new List<ClientSpec>();
@@ -225,25 +224,8 @@ internal static partial class Orchestrator
             md.AppendLine(inv, $"| {r.Client}{note} | {r.PagesPerSecond:N0} | {ratio} |");
         }
 
-        md.AppendLine();
-        md.AppendLine("Clients:");
-        md.AppendLine();
-        foreach (ClientSpec spec in specs)
-        {
-            md.AppendLine(inv, $"- **{spec.Name}**: {spec.Description}");
-        }
-
-        if (notes.Count > 0)
-        {
-            md.AppendLine();
-            md.AppendLine("Notes:");
-            md.AppendLine();
-            foreach (string note in notes)
-            {
-                md.AppendLine(inv, $"- {note}");
-            }
-        }
-
+        AppendBullets(md, "Clients:", specs.Select(spec => $"**{spec.Name}**: {spec.Description}"));
+        AppendBullets(md, "Notes:", notes);
         return md.ToString();
     }
 

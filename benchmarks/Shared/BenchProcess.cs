@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 
 namespace EventLoop.Benchmarking;
 
@@ -164,5 +165,34 @@ internal static class BenchProcess
         }
 
         throw new InvalidOperationException("Run the benchmark from inside the EventLoop repository (EventLoop.sln not found above here).");
+    }
+
+    /// <summary>The results folder (default <c>benchmarks/results</c> under the repository), created if missing.</summary>
+    public static string PrepareOutputDirectory(string repo, string? outDir)
+    {
+        string path = Path.GetFullPath(outDir ?? Path.Combine(repo, "benchmarks", "results"));
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    /// <summary>Whether to pin to cores: asked for, and taskset is installed.</summary>
+    public static bool CanPin(bool requested) => requested && File.Exists("/usr/bin/taskset");
+
+    /// <summary>Appends a report section: a title line and one bullet per item (nothing when there are none).</summary>
+    public static void AppendBullets(StringBuilder md, string title, IEnumerable<string> items)
+    {
+        string[] list = items.ToArray();
+        if (list.Length == 0)
+        {
+            return;
+        }
+
+        md.AppendLine();
+        md.AppendLine(title);
+        md.AppendLine();
+        foreach (string item in list)
+        {
+            md.Append("- ").AppendLine(item);
+        }
     }
 }

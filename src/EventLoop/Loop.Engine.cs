@@ -36,7 +36,14 @@ public abstract partial class Loop
     internal int ReadyCount => _ready.Count;
 
     /// <summary>True when something only the loop thread can run is waiting: ready work, posts, or a due timer.</summary>
-    internal bool HasPendingWork() => HasReadyWork || _timers.NextDue <= GetTimestamp();
+    internal bool HasPendingWork() => HasReadyWork || _timers.NextDue <= GetTimestamp() || HasReadyIo();
+
+    /// <summary>
+    /// True when the backend's poll has I/O ready that only the loop thread can process (libuv: its epoll
+    /// descriptor is readable). The managed loop's I/O completes on other threads and arrives as posts, which
+    /// <see cref="HasReadyWork"/> already counts. Loop thread only.
+    /// </summary>
+    private protected virtual bool HasReadyIo() => false;
 
     internal int TimerCount => _timers.Count;
 
@@ -176,7 +183,6 @@ public abstract partial class Loop
             return;
         }
 
-        _inCallback = true;
         while (budget > 0)
         {
             try
@@ -202,13 +208,11 @@ public abstract partial class Loop
             }
         }
 
-        _inCallback = false;
     }
 
     private void RunReadyBatchDebug(int budget)
     {
         long threshold = TimeToTimestamp(_options.SlowCallbackThreshold);
-        _inCallback = true;
         while (budget > 0 && _ready.Count > 0)
         {
             budget--;
@@ -238,7 +242,6 @@ public abstract partial class Loop
             }
         }
 
-        _inCallback = false;
     }
 
     private static string DescribeCallback(object callback, object? state) => callback switch
@@ -331,20 +334,92 @@ public abstract partial class Loop
 
     private void PostFromOtherThread(object callback, object? state)
     {
-        if (_state == (int)LoopState.Closed)
+        if (_state >= (int)LoopState.Closing || !TryInject(callback, state))
         {
-            // Work for a closed loop cannot run anywhere that honours its contract; say so loudly.
-            WriteLog($"EventLoop: dropped {DescribeCallback(callback, state)} posted to a closed {PolicyName} loop.");
-            return;
+            RejectEntry(new ReadyEntry(callback, state));
         }
-
-        Inject(callback, state);
     }
 
-    private void Inject(object callback, object? state)
+    /// <summary>
+    /// Posts <paramref name="item"/> from any thread. Returns false, without running or reporting it, when
+    /// the loop no longer takes posts (it is closing or closed): the caller then completes it otherwise.
+    /// </summary>
+    internal bool TryPost(LoopWorkItem item)
+    {
+        if (IsOnLoopThread && _state != (int)LoopState.Closed)
+        {
+            _ready.Enqueue(item, null);
+            return true;
+        }
+
+        return _state < (int)LoopState.Closing && TryInject(item, null);
+    }
+
+    /// <summary>
+    /// Injects a post from another thread. True when the loop will run it. False when the loop began
+    /// closing while it was being made and it was taken back: the caller refuses it.
+    /// </summary>
+    /// <remarks>
+    /// The enqueue is a full fence, and so is the loop's switch to <c>Closing</c> before its last drain (see
+    /// <see cref="Shutdown"/>). So if the state read here, after the enqueue, is not yet Closing, the loop's
+    /// last drain sees this post and runs it. If it is, the loop may or may not have seen it: wait until the
+    /// loop has closed, then take back under the queue's lock whatever it left. Each poster that saw Closing
+    /// does this, so every post is run or refused, never lost. Costs one extra read on the fast path.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryInject(object callback, object? state)
     {
         _inject.Enqueue(callback, state);
         WakeIfSleeping();
+        return _state < (int)LoopState.Closing || !TakeBackAfterClose(callback);
+    }
+
+    /// <summary>Returns true if <paramref name="own"/> was among the posts taken back (the others are refused here).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TakeBackAfterClose(object own)
+    {
+        var spinner = default(SpinWait);
+        while (_state != (int)LoopState.Closed)
+        {
+            spinner.SpinOnce(); // the loop is running its last drain
+        }
+
+        bool ownTaken = false;
+        lock (_inject)
+        {
+            _inject.WaitUntilLinked();
+            while (_inject.TryDequeue(out ReadyEntry entry))
+            {
+                if (ReferenceEquals(entry.Callback, own) && !ownTaken)
+                {
+                    ownTaken = true;
+                    continue; // the poster refuses its own post
+                }
+
+                RejectEntry(entry);
+            }
+        }
+
+        return ownTaken;
+    }
+
+    /// <summary>
+    /// A post the loop will never run: a work item that can finish elsewhere does (an executor job completes
+    /// its task), anything else is written to the log, so nothing vanishes silently.
+    /// </summary>
+    private void RejectEntry(in ReadyEntry entry)
+    {
+        if (entry.Callback is LoopWorkItem item && item.TryCompleteRefused())
+        {
+            return;
+        }
+
+        // Work for a closed loop cannot run anywhere that honours its contract; say so loudly.
+        WriteLog($"EventLoop: dropped {DescribeCallback(entry.Callback, entry.State)}, posted from another thread to the {PolicyName} loop as it closed.");
+        if (entry.Callback is CallbackItem callbackItem)
+        {
+            callbackItem.Discard();
+        }
     }
 
     /// <summary>Loop-thread-only enqueue for <see cref="Action{T}"/> continuations (value task sources).</summary>
@@ -387,7 +462,14 @@ public abstract partial class Loop
         }
     }
 
-    internal bool IsInCallback => _inCallback;
+    /// <summary>
+    /// True while the loop thread waits in the backend's own poll (the managed loop's wake-up event): that wait
+    /// is the loop's, not a blocking call of the app's, so the blocking-wait check lets it through.
+    /// </summary>
+    internal bool IsInBackendWait { get; private protected set; }
+
+    /// <summary>True while the loop runs or shuts down: loop code may be running and a blocking wait would deadlock.</summary>
+    internal bool IsActive => _state is (int)LoopState.Running or (int)LoopState.ShuttingDown or (int)LoopState.Closing;
 
     /// <summary>The loop-affinity check behind every loop-affine call.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -11,6 +11,19 @@ public abstract partial class Loop
     /// Shuts the loop down after main: asyncio.run's cancel-and-drain. Runs on the loop thread with the
     /// context still installed so cancellation continuations run here.
     /// </summary>
+    /// <remarks>
+    /// <para>The order, each step once:</para>
+    /// <list type="number">
+    /// <item>Cancel <see cref="ShutdownToken"/> and every loop wait (sleeps, accepts), and run what that makes
+    /// ready, so code awaiting them unwinds. Bounded without a warning: open connections may keep posting
+    /// completions until step 2 closes them, and that is live I/O, not a callback loop.</item>
+    /// <item>Close every resource (listeners, connections, connects in flight), then run their completions,
+    /// waiting (bounded) for I/O that still owes one. Posts from other threads that arrive meanwhile run.</item>
+    /// <item>Stop taking posts from other threads (<see cref="CallSoonThreadSafe(Action)"/> throws from now on)
+    /// and run every post already made: a post either runs or is refused, never lost (see <see cref="TryInject"/>).</item>
+    /// <item>Count what is still open (the leak check), close the backend and every native handle.</item>
+    /// </list>
+    /// </remarks>
     private void Shutdown()
     {
         _state = (int)LoopState.ShuttingDown;
@@ -25,12 +38,40 @@ public abstract partial class Loop
         }
 
         CancelShutdownNodes();
-        Drain();
+        Drain(maxRounds: 1_000, warn: false);
 
         // Close what holds resources (listeners, connections), then let their completions run.
         CloseResources();
         _resourcesClosed = true;
-        Drain();
+        Drain(maxRounds: 10_000, warn: true);
+
+        // Other threads' posts are refused from here on. The exchange is a full fence; a poster re-reads the
+        // state after its own (full-fence) enqueue, so either this thread sees its post below, or it sees
+        // Closing and takes the post back itself once the loop is closed (Dekker's pattern, see TryInject).
+        Interlocked.Exchange(ref _state, (int)LoopState.Closing);
+        for (int round = 0; round < 10; round++)
+        {
+            _inject.WaitUntilLinked();
+            if (_inject.IsEmpty && _ready.Count == 0 && !HasShutdownNodes)
+            {
+                break;
+            }
+
+            // What the last posts started (a connection, a wait) is closed as in the steps above.
+            CancelShutdownNodes();
+            CloseResources();
+            Drain(maxRounds: 1_000, warn: round == 9);
+        }
+
+        OpenAtClose = DescribeOpenResources();
+        if (OpenAtClose is not null)
+        {
+            ReportException(
+                $"The {PolicyName} loop finished shutting down with resources still open: {OpenAtClose}. " +
+                "Whatever opened them did not close them, and the loop's shutdown did not know of them (a leak).",
+                new InvalidOperationException("Leaked loop resources: " + OpenAtClose));
+        }
+
         _timers.Clear();
         try
         {
@@ -39,21 +80,33 @@ public abstract partial class Loop
         finally
         {
             _ready.Clear();
-            while (_inject.TryDequeue(out _))
-            {
-            }
-
             _shutdownCts?.Dispose();
         }
     }
 
-    /// <summary>Runs ready work until none is left (bounded, so a callback that keeps rescheduling itself cannot hang shutdown).</summary>
-    private void Drain()
+    /// <summary>
+    /// What was still open when shutdown had closed everything it knew of, just before the backend closed
+    /// (null when nothing): sockets of the socket transport, and on libuv every native handle that was not
+    /// closing and every native request. The leak check of the tests reads it; the loop also reports it.
+    /// </summary>
+    internal string? OpenAtClose { get; private set; }
+
+    /// <summary>Describes resources still open (see <see cref="OpenAtClose"/>), or null. Loop thread, before the backend closes.</summary>
+    private protected virtual string? DescribeOpenResources() =>
+        OpenSocketCount != 0 ? $"{OpenSocketCount} socket(s)" : null;
+
+    /// <summary>
+    /// Runs ready work until none is left, and, once resources are closed, until closed I/O has delivered its
+    /// completions (bounded, 5 s). Bounded in rounds too, so a callback that keeps rescheduling itself cannot
+    /// hang shutdown; with <paramref name="warn"/>, hitting that bound is logged with the callbacks that kept
+    /// the loop busy.
+    /// </summary>
+    private void Drain(int maxRounds, bool warn)
     {
         long deadline = 0;
-        for (int round = 0; round < 10_000; round++)
+        for (int round = 0; round < maxRounds; round++)
         {
-            MoveInjected();
+            MoveInjectedDuringShutdown();
             if (_ready.Count == 0)
             {
                 if (DrainBackendOnce())
@@ -84,7 +137,47 @@ public abstract partial class Loop
             CancelShutdownNodes();
         }
 
-        WriteLog("EventLoop: shutdown stopped draining after 10,000 rounds; callbacks keep scheduling callbacks.");
+        if (warn && _ready.Count > 0)
+        {
+            WriteLog($"EventLoop: shutdown stopped draining after {maxRounds:N0} rounds of callbacks; callbacks keep scheduling " +
+                     $"callbacks. The busiest ones: {DescribeBusiestReady(256)}. The rest was dropped.");
+        }
+    }
+
+    /// <summary>During shutdown every post is moved (the run loop moves a bounded batch per iteration).</summary>
+    private void MoveInjectedDuringShutdown()
+    {
+        while (_inject.TryDequeue(out ReadyEntry entry))
+        {
+            _ready.Enqueue(entry.Callback, entry.State);
+        }
+    }
+
+    /// <summary>Runs up to <paramref name="count"/> ready callbacks, naming and counting them: the warning's evidence.</summary>
+    private string DescribeBusiestReady(int count)
+    {
+        var names = new Dictionary<string, int>();
+        for (int i = 0; i < count && _ready.Count > 0; i++)
+        {
+            ReadyEntry entry = _ready.Dequeue();
+            if (_cancelledReady is not null && IsCancelledEntry())
+            {
+                continue;
+            }
+
+            string name = DescribeCallback(entry.Callback, entry.State);
+            names[name] = names.GetValueOrDefault(name) + 1;
+            try
+            {
+                Invoke(entry.Callback, entry.State);
+            }
+            catch (Exception ex)
+            {
+                ReportException($"Exception in callback {name}", ex, entry.Callback);
+            }
+        }
+
+        return string.Join(", ", names.OrderByDescending(pair => pair.Value).Take(3).Select(pair => $"{pair.Key} ({pair.Value} of the last {count})"));
     }
 
     // ---------------------------------------------------------------- shutdown registry
@@ -129,6 +222,8 @@ public abstract partial class Loop
     }
 
     internal bool IsShuttingDown => _state >= (int)LoopState.ShuttingDown;
+
+    private bool HasShutdownNodes => _shutdownHead is not null;
 
     private void CancelShutdownNodes() => WalkShutdownNodes(resources: false);
 

@@ -42,7 +42,6 @@ public abstract partial class Loop : IDisposable
     private int _ownerThreadId;
     private volatile int _state; // LoopState
     private volatile bool _stopRequested;
-    private bool _inCallback;
     private readonly LoopSynchronizationContext _context;
     private readonly LoopTaskScheduler _scheduler;
     private LoopTimeProvider? _timeProvider;
@@ -56,7 +55,8 @@ public abstract partial class Loop : IDisposable
         Created = 0,
         Running = 1,
         ShuttingDown = 2,
-        Closed = 3,
+        Closing = 3, // the last drain: other threads' posts are refused
+        Closed = 4,
     }
 
     /// <summary>Creates the loop's shared machinery. Only the policies in this library derive from it.</summary>
@@ -148,6 +148,9 @@ public abstract partial class Loop : IDisposable
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal long GetTimestamp() => _systemClock ? Stopwatch.GetTimestamp() : _clock.GetTimestamp();
+
+    /// <summary>The clock the loop reads (<see cref="LoopOptions.Clock"/>).</summary>
+    internal TimeProvider Clock => _clock;
 
     internal long TimestampFrequency => _systemClock ? Stopwatch.Frequency : _clock.TimestampFrequency;
 
@@ -272,24 +275,32 @@ public abstract partial class Loop : IDisposable
     }
 
     /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) on the loop from any thread.</summary>
-    /// <exception cref="InvalidOperationException">The loop is closed.</exception>
+    /// <remarks>
+    /// A post either runs or is refused, never lost: once the loop has started its last shutdown step, posts
+    /// from other threads are refused with an <see cref="InvalidOperationException"/>; posts made before run,
+    /// even while the loop shuts down.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">The loop is closed, or closing and no longer takes posts from other threads.</exception>
     public LoopHandle CallSoonThreadSafe<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        if (_state == (int)LoopState.Closed)
+        bool onLoop = IsOnLoopThread;
+        int loopState = _state;
+        if (loopState == (int)LoopState.Closed || (loopState == (int)LoopState.Closing && !onLoop))
         {
             ThrowHelper.ThrowClosed(this);
         }
 
         CallbackItem item = RentItem(callback, state);
         int version = item.Version;
-        if (IsOnLoopThread)
+        if (onLoop)
         {
             _ready.Enqueue(item, null);
         }
-        else
+        else if (!TryInject(item, null))
         {
-            Inject(item, null);
+            item.Discard();
+            ThrowHelper.ThrowClosed(this);
         }
 
         return new LoopHandle(this, item, version, isTimer: false);
@@ -459,16 +470,11 @@ public abstract partial class Loop : IDisposable
         {
             try
             {
-                _inCallback = true;
                 task = main() ?? throw new InvalidOperationException("main returned null instead of a Task.");
             }
             catch (Exception ex)
             {
                 task = Task.FromException(ex);
-            }
-            finally
-            {
-                _inCallback = false;
             }
 
             if (!task.IsCompleted)
@@ -544,7 +550,7 @@ public abstract partial class Loop : IDisposable
             _state = (int)LoopState.Closed;
             CloseBackend();
         }
-        else if (_state == (int)LoopState.Running && IsOnLoopThread)
+        else if (_state != (int)LoopState.Closed && IsOnLoopThread)
         {
             throw new InvalidOperationException("A loop cannot be disposed from inside its own callbacks; call Stop() instead.");
         }

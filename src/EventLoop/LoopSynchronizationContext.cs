@@ -89,7 +89,7 @@ public sealed class LoopSynchronizationContext : SynchronizationContext
     public override int Wait(IntPtr[] waitHandles, bool waitAll, int millisecondsTimeout)
     {
         TimeSpan limit = _loop.Options.BlockingWaitLimit;
-        if (!_loop.IsOnLoopThread || !_loop.IsInCallback || limit == Timeout.InfiniteTimeSpan)
+        if (!_loop.IsOnLoopThread || !_loop.IsActive || _loop.IsInBackendWait || limit == Timeout.InfiniteTimeSpan)
         {
             return WaitHelper(waitHandles, waitAll, millisecondsTimeout);
         }

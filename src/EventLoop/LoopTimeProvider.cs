@@ -10,6 +10,11 @@ internal sealed class LoopTimeProvider(Loop loop) : TimeProvider
 {
     public override long GetTimestamp() => loop.GetTimestamp();
 
+    /// <summary>The wall clock of the loop's <see cref="LoopOptions.Clock"/>, so a fake clock in tests fakes this too.</summary>
+    public override DateTimeOffset GetUtcNow() => loop.Clock.GetUtcNow();
+
+    public override TimeZoneInfo LocalTimeZone => loop.Clock.LocalTimeZone;
+
     public override long TimestampFrequency => loop.TimestampFrequency;
 
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
@@ -84,7 +89,8 @@ internal sealed class LoopTimeProvider(Loop loop) : TimeProvider
                 return;
             }
 
-            if (_period != Timeout.InfiniteTimeSpan && !loop.IsShuttingDown)
+            // A period of zero means one-shot, as TimeProvider.System's timers have it (not "fire continuously").
+            if (_period != Timeout.InfiniteTimeSpan && _period != TimeSpan.Zero && !loop.IsShuttingDown)
             {
                 _pending = loop.CallLater(_period, static s => s.Timer.Fire(s.Generation), (Timer: this, Generation: generation));
             }

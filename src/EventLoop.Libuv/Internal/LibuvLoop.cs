@@ -187,6 +187,9 @@ internal sealed unsafe class LibuvLoop : Loop
 
     private protected override void CloseBackend() => CloseNative(reportLeaks: true);
 
+    /// <summary>I/O events wait in libuv's poll (its epoll descriptor is readable): only this thread can run them.</summary>
+    private protected override bool HasReadyIo() => !_nativeClosed && Libc.IsReadable(Uv.BackendFd(_loop));
+
     private protected override void WaitForPostsDuringShutdown(int milliseconds)
     {
         if (_nativeClosed || !PrepareToSleep())

@@ -24,7 +24,8 @@ namespace EventLoop.Libuv.Internal;
 /// <item>Half-close is <c>uv_shutdown</c>; abort is <c>uv_tcp_close_reset</c> (RST); every path ends in
 /// <c>uv_close</c>, whose callback frees the native memory.</item>
 /// </list>
-/// Everything runs on the loop thread; only <see cref="Connection.Abort"/> may be called from elsewhere (it hops).
+/// Everything runs on the loop thread; <see cref="Connection.Abort"/> and <see cref="Connection.DisposeAsync"/> may be
+/// called from elsewhere (they hop to the loop), and a flush from another thread resumes the send pump on the loop.
 /// </summary>
 internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
 {
@@ -202,6 +203,13 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
             while (true)
             {
                 ReadResult result = await reader.ReadAsync().ConfigureAwait(true);
+                if (!_loop.IsOnLoopThread)
+                {
+                    // The application flushed from another thread, and the pump resumed inline there. libuv may
+                    // only be called on the loop thread: continue there.
+                    await new LoopSwitch(_loop);
+                }
+
                 ReadOnlySequence<byte> remaining = result.Buffer;
                 while (!remaining.IsEmpty && !_closing)
                 {
@@ -410,13 +418,8 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         _output.Reader.CancelPendingRead();
     }
 
-    public override async ValueTask DisposeAsync()
+    private protected override async ValueTask DisposeCoreAsync()
     {
-        if (_disposed)
-        {
-            return;
-        }
-
         await FinishSendingAsync().ConfigureAwait(true);
 
         _disposed = true;

@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using EventLoop.Internal;
 using EventLoop.Libuv.Internal.Native;
+using EventLoop.Transports;
 
 namespace EventLoop.Libuv.Internal;
 
@@ -71,12 +72,15 @@ internal static unsafe class LibuvTcp
         }
     }
 
-    public static int ApplyOptions(IntPtr handle, TcpOptions options)
+    /// <summary>Applies the socket options; returns a libuv status and, on failure, the option that failed.</summary>
+    public static int ApplyOptions(IntPtr handle, TcpOptions options, out string option)
     {
+        option = nameof(TcpOptions.NoDelay);
         int status = Uv.TcpNoDelay(handle, options.NoDelay);
         if (status == 0 && options.KeepAlive)
         {
-            status = Uv.TcpKeepAlive(handle, true, (uint)Math.Max(1, (int)options.KeepAliveDelay.TotalSeconds));
+            option = nameof(TcpOptions.KeepAliveDelay);
+            status = Uv.TcpKeepAlive(handle, true, options.KeepAliveSeconds);
         }
 
         return status;
@@ -104,6 +108,7 @@ internal sealed class LibuvTcpListener : ConnectionListener
     private IntPtr _handle;
     private bool _disposed;
     private bool _connectionWaiting;
+    private bool _acceptErrorReported;
 
     private unsafe LibuvTcpListener(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family)
     {
@@ -191,7 +196,16 @@ internal sealed class LibuvTcpListener : ConnectionListener
     {
         if (status < 0)
         {
-            _loop.ReportException($"Accepting on {_localEndPoint} failed", Uv.CreateException(status, "accept"), this);
+            // libuv keeps listening (on EMFILE it even drops the excess connection to stay responsive): report
+            // the first error of an episode, not one per refused connection.
+            if (!_acceptErrorReported)
+            {
+                _acceptErrorReported = true;
+                _loop.ReportException(
+                    $"Accepting on {_localEndPoint} failed ({Uv.ErrorName(status)}); the listener keeps accepting. " +
+                    "Further accept errors are not reported until an accept succeeds.", Uv.CreateException(status, "accept"), this);
+            }
+
             return;
         }
 
@@ -224,17 +238,24 @@ internal sealed class LibuvTcpListener : ConnectionListener
     {
         IntPtr client = LibuvTcp.NewTcpHandle(_loop);
         int status = Uv.Accept(_handle, client);
-        if (status == 0)
-        {
-            status = LibuvTcp.ApplyOptions(client, _options);
-        }
-
         if (status < 0)
         {
             LibuvTcp.CloseUnowned(client);
-            return null; // the peer is gone already (or the options failed): nothing to hand out
+            return null; // the peer is gone already: nothing to hand out
         }
 
+        status = LibuvTcp.ApplyOptions(client, _options, out string option);
+        if (status < 0)
+        {
+            // Never a silent close: say which option the accepted connection refused.
+            LibuvTcp.CloseUnowned(client);
+            _loop.ReportException(
+                $"An accepted connection on {_localEndPoint} refused TcpOptions.{option}; it was closed.",
+                Uv.CreateException(status, $"Setting {option} on an accepted connection"), this);
+            return null;
+        }
+
+        _acceptErrorReported = false;
         var connection = new LibuvTcpConnection(_loop, client, _options, _family);
         connection.Start();
         return connection;
@@ -252,8 +273,14 @@ internal sealed class LibuvTcpListener : ConnectionListener
         return TakeConnection();
     }
 
+    /// <summary>Stops listening. Safe from any thread: off the loop thread it hops to the loop, where the handle lives.</summary>
     public override unsafe ValueTask DisposeAsync()
     {
+        if (!_loop.IsOnLoopThread)
+        {
+            return LoopHop.RunOnLoopAsync(_loop, this, static l => l.DisposeAsync());
+        }
+
         if (_disposed)
         {
             return default;
@@ -317,45 +344,9 @@ internal sealed class LibuvTcpConnector : ShutdownNode
 
     internal override bool IsResource => true;
 
-    internal static async ValueTask<Connection> ConnectAsync(LibuvLoop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
-    {
-        IPAddress[] addresses;
-        int port;
-        switch (endpoint)
-        {
-            case IPEndPoint ip:
-                addresses = [ip.Address];
-                port = ip.Port;
-                break;
-            case DnsEndPoint dns:
-                addresses = await Dns.GetHostAddressesAsync(dns.Host, dns.AddressFamily, cancellationToken).ConfigureAwait(true);
-                port = dns.Port;
-                if (addresses.Length == 0)
-                {
-                    throw new SocketException((int)SocketError.HostNotFound, $"No address found for '{dns.Host}'.");
-                }
-
-                break;
-            default:
-                throw new ArgumentException($"Connecting needs an IPEndPoint or a DnsEndPoint; got {endpoint.GetType().Name} '{endpoint}'.", nameof(endpoint));
-        }
-
-        // As Socket.ConnectAsync does for a host name: try each address in turn, report the last failure.
-        Exception? last = null;
-        foreach (IPAddress address in addresses)
-        {
-            try
-            {
-                return await ConnectOneAsync(loop, new IPEndPoint(address, port), options, cancellationToken).ConfigureAwait(true);
-            }
-            catch (SocketException ex) when (addresses.Length > 1)
-            {
-                last = ex;
-            }
-        }
-
-        throw last!;
-    }
+    internal static ValueTask<Connection> ConnectAsync(LibuvLoop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
+        TcpConnect.ConnectAsync(endpoint, (Loop: loop, Options: options),
+            static (state, ip, token) => ConnectOneAsync(state.Loop, ip, state.Options, token), cancellationToken);
 
     private static async ValueTask<Connection> ConnectOneAsync(LibuvLoop loop, IPEndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
     {
@@ -409,7 +400,7 @@ internal sealed class LibuvTcpConnector : ShutdownNode
     private unsafe IntPtr Start(IPEndPoint endpoint, TcpOptions options)
     {
         IntPtr handle = LibuvTcp.NewTcpHandle(_loop);
-        int status = LibuvTcp.ApplyOptions(handle, options);
+        int status = LibuvTcp.ApplyOptions(handle, options, out _);
         IntPtr req = IntPtr.Zero;
         GCHandle self = default;
         if (status == 0)

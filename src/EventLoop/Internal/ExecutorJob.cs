@@ -1,8 +1,12 @@
 namespace EventLoop.Internal;
 
-/// <summary>One <see cref="Loop.RunInExecutor{TState, T}"/> call: runs on the thread pool, completes on the loop.</summary>
+/// <summary>
+/// One <see cref="Loop.RunInExecutor{TState, T}"/> call: the work runs on the thread pool, and the job then
+/// posts itself back so its task completes on the loop thread. If the loop closes first (its post is
+/// refused), the task completes on the worker thread instead: a result is never lost.
+/// </summary>
 internal sealed class ExecutorJob<TState, T>(Loop loop, Func<TState, CancellationToken, T> work, TState state, CancellationToken token)
-    : IThreadPoolWorkItem
+    : LoopWorkItem, IThreadPoolWorkItem
 {
     private readonly TaskCompletionSource<T> _completion = new();
     private T? _result;
@@ -10,7 +14,7 @@ internal sealed class ExecutorJob<TState, T>(Loop loop, Func<TState, Cancellatio
 
     public Task<T> Task => _completion.Task;
 
-    public void Execute()
+    void IThreadPoolWorkItem.Execute()
     {
         try
         {
@@ -22,14 +26,19 @@ internal sealed class ExecutorJob<TState, T>(Loop loop, Func<TState, Cancellatio
             _error = ex;
         }
 
-        try
-        {
-            loop.CallSoonThreadSafe(static job => job.Complete(), this);
-        }
-        catch (InvalidOperationException)
+        if (!loop.TryPost(this))
         {
             Complete(); // the loop closed while we worked: complete here rather than lose the result
         }
+    }
+
+    /// <summary>Back on the loop thread.</summary>
+    internal override void Execute() => Complete();
+
+    internal override bool TryCompleteRefused()
+    {
+        Complete();
+        return true;
     }
 
     private void Complete()

@@ -40,7 +40,28 @@ internal sealed class InjectQueue
         Volatile.Write(ref previous.Next, node);
     }
 
-    /// <summary>Takes the oldest entry. Loop thread only. False when empty or when the next post is still being linked.</summary>
+    /// <summary>
+    /// Waits (yielding) until every producer that has swapped the tail has also linked its node, so
+    /// <see cref="TryDequeue"/> can take every post made so far. Consumer only.
+    /// </summary>
+    public void WaitUntilLinked()
+    {
+        Node tail = Volatile.Read(ref _tail.Node);
+        var spinner = default(SpinWait);
+        for (Node node = _head; node != tail; )
+        {
+            Node? next = Volatile.Read(ref node.Next);
+            if (next is null)
+            {
+                spinner.SpinOnce(); // a producer is between its two steps: let it finish
+                continue;
+            }
+
+            node = next;
+        }
+    }
+
+    /// <summary>Takes the oldest entry. Consumer only (the loop thread; after the loop closed, whoever holds the queue's lock). False when empty or when the next post is still being linked.</summary>
     public bool TryDequeue(out ReadyEntry entry)
     {
         Node head = _head;

@@ -7,6 +7,13 @@ internal abstract class LoopWorkItem
 {
     /// <summary>Runs the work on the loop thread. Exceptions go to the loop's exception handler.</summary>
     internal abstract void Execute();
+
+    /// <summary>
+    /// Called, on whichever thread finds out, when a post of this item was refused because the loop closed.
+    /// Returns true if the item completed itself (an executor job completes its task there); false means the
+    /// loop logs it as dropped.
+    /// </summary>
+    internal virtual bool TryCompleteRefused() => false;
 }
 
 /// <summary>

@@ -33,7 +33,9 @@ internal sealed class ManagedLoop : Loop
             int timeout = GetPollTimeoutMilliseconds();
             if (timeout != 0 && PrepareToSleep())
             {
+                IsInBackendWait = true;
                 _wake.Wait(timeout);
+                IsInBackendWait = false;
                 _wake.Reset();
                 AfterSleep();
             }
@@ -46,7 +48,9 @@ internal sealed class ManagedLoop : Loop
     {
         if (PrepareToSleep())
         {
+            IsInBackendWait = true;
             _wake.Wait(milliseconds);
+            IsInBackendWait = false;
             _wake.Reset();
             AfterSleep();
         }

@@ -141,6 +141,27 @@ internal abstract class LoopConnection : Connection
         }
     }
 
+    private Task? _disposing;
+
+    /// <summary>
+    /// Closes gracefully (see <see cref="Connection.DisposeAsync"/>). Safe from any thread: off the loop thread
+    /// the close hops to the loop, and the returned task completes once it has happened there. Every call
+    /// returns the same close.
+    /// </summary>
+    public sealed override ValueTask DisposeAsync()
+    {
+        if (!_loop.IsOnLoopThread)
+        {
+            return LoopHop.RunOnLoopAsync(_loop, this, static c => c.DisposeAsync());
+        }
+
+        _disposing ??= DisposeCoreAsync().AsTask();
+        return new ValueTask(_disposing);
+    }
+
+    /// <summary>The transport's graceful close. Called once, on the loop thread.</summary>
+    private protected abstract ValueTask DisposeCoreAsync();
+
     public sealed override void Abort(Exception? reason = null)
     {
         if (!_loop.IsOnLoopThread)

@@ -9,11 +9,23 @@ public sealed class TcpOptions
     /// <summary>Enable TCP keep-alive probes. Off by default.</summary>
     public bool KeepAlive { get; set; }
 
-    /// <summary>Keep-alive idle time before the first probe, when <see cref="KeepAlive"/> is on. Default 60 s.</summary>
+    /// <summary>
+    /// Keep-alive idle time before the first probe, when <see cref="KeepAlive"/> is on: whole seconds from 1 s to
+    /// <see cref="MaxKeepAliveDelay"/> (Linux's limit for <c>TCP_KEEPIDLE</c>); a fraction is rounded down. Default 60 s.
+    /// </summary>
     public TimeSpan KeepAliveDelay { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>The listen backlog. Default 512.</summary>
+    /// <summary>The longest <see cref="KeepAliveDelay"/>: 32,767 s, the largest <c>TCP_KEEPIDLE</c> Linux accepts.</summary>
+    public static TimeSpan MaxKeepAliveDelay { get; } = TimeSpan.FromSeconds(32_767);
+
+    /// <summary>The listen backlog, from 1 to <see cref="MaxBacklog"/> (the kernel caps it at <c>somaxconn</c>). Default 512.</summary>
     public int Backlog { get; set; } = 512;
+
+    /// <summary>The largest <see cref="Backlog"/> accepted: 65,535.</summary>
+    public const int MaxBacklog = 65_535;
+
+    /// <summary>The keep-alive delay in the whole seconds the socket option takes (validated).</summary>
+    internal uint KeepAliveSeconds => (uint)Math.Max(1, (int)KeepAliveDelay.TotalSeconds);
 
     /// <summary>
     /// Bytes the input pipe buffers before the transport stops reading from the socket (backpressure
@@ -38,14 +50,16 @@ public sealed class TcpOptions
     /// <summary>Checks the values before a listener or connection uses them.</summary>
     internal TcpOptions Validate()
     {
-        if (Backlog <= 0)
+        if (Backlog is <= 0 or > MaxBacklog)
         {
-            throw new ArgumentOutOfRangeException(nameof(Backlog), Backlog, "The backlog must be positive.");
+            throw new ArgumentOutOfRangeException(nameof(Backlog), Backlog, $"TcpOptions.Backlog must be between 1 and {MaxBacklog}.");
         }
 
-        if (KeepAlive && KeepAliveDelay <= TimeSpan.Zero)
+        // Checked even with KeepAlive off, so a bad value fails where it was set, not when keep-alive is turned on.
+        if (KeepAliveDelay < TimeSpan.FromSeconds(1) || KeepAliveDelay > MaxKeepAliveDelay)
         {
-            throw new ArgumentOutOfRangeException(nameof(KeepAliveDelay), KeepAliveDelay, "The keep-alive delay must be positive.");
+            throw new ArgumentOutOfRangeException(nameof(KeepAliveDelay), KeepAliveDelay,
+                $"TcpOptions.KeepAliveDelay must be between 1 second and {MaxKeepAliveDelay.TotalSeconds:F0} seconds (Linux's TCP_KEEPIDLE limit).");
         }
 
         CheckThresholds(InputPauseThreshold, InputResumeThreshold, nameof(InputPauseThreshold), nameof(InputResumeThreshold));
@@ -57,12 +71,12 @@ public sealed class TcpOptions
     {
         if (pause < 0)
         {
-            throw new ArgumentOutOfRangeException(pauseName, pause, "The pause threshold must not be negative (0 means never pause).");
+            throw new ArgumentOutOfRangeException(pauseName, pause, $"TcpOptions.{pauseName} must not be negative (0 means never pause).");
         }
 
         if (resume < 0 || (pause > 0 && resume > pause))
         {
-            throw new ArgumentOutOfRangeException(resumeName, resume, $"The resume threshold must be between 0 and {pauseName} ({pause}).");
+            throw new ArgumentOutOfRangeException(resumeName, resume, $"TcpOptions.{resumeName} must be between 0 and {pauseName} ({pause}).");
         }
     }
 }

@@ -64,6 +64,9 @@ internal static unsafe partial class Uv
 
     public static ulong Now(IntPtr loop) => Imports.uv_now(loop);
 
+    /// <summary>The loop's poll descriptor (epoll or kqueue), or -1 where there is none (Windows).</summary>
+    public static int BackendFd(IntPtr loop) => Imports.uv_backend_fd(loop);
+
     public static void Walk(IntPtr loop, delegate* unmanaged[Cdecl]<IntPtr, IntPtr, void> callback, IntPtr arg) =>
         Imports.uv_walk(loop, callback, arg);
 
@@ -244,6 +247,9 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial ulong uv_now(IntPtr loop);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_backend_fd(IntPtr loop);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial void uv_walk(IntPtr loop, delegate* unmanaged[Cdecl]<IntPtr, IntPtr, void> callback, IntPtr arg);

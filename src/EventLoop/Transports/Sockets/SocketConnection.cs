@@ -21,11 +21,67 @@ internal sealed class SocketConnection : LoopConnection
     private Task _receiving = Task.CompletedTask;
     private bool _socketClosed;
 
-    internal SocketConnection(Loop loop, Socket socket, TcpOptions options)
-        : base(loop, options, socket.LocalEndPoint, socket.RemoteEndPoint)
+    /// <summary>
+    /// Wraps a connected socket whose count (<see cref="Loop.OpenSocketCount"/>) the caller already took; the
+    /// connection now owns both. Use <see cref="Open"/>, which also closes the socket if this throws.
+    /// </summary>
+    private SocketConnection(Loop loop, Socket socket, TcpOptions options, EndPoint? remoteEndPoint)
+        : base(loop, options, TryGetEndPoint(socket, remote: false), TryGetEndPoint(socket, remote: true) ?? remoteEndPoint)
     {
         _socket = socket;
-        loop.OpenSocketCount++;
+    }
+
+    /// <summary>
+    /// Makes a connection of a connected or accepted socket (counted in <see cref="Loop.OpenSocketCount"/>) and
+    /// starts its pumps. On any failure the socket is closed and uncounted before the exception leaves.
+    /// </summary>
+    internal static SocketConnection Open(Loop loop, Socket socket, TcpOptions options, EndPoint? remoteEndPoint = null)
+    {
+        SocketConnection? connection = null;
+        try
+        {
+            Configure(socket, options);
+            connection = new SocketConnection(loop, socket, options, remoteEndPoint);
+            connection.Start();
+            return connection;
+        }
+        catch
+        {
+            if (connection is not null)
+            {
+                connection.Abort();
+            }
+            else
+            {
+                CloseUntracked(loop, socket);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>A socket this transport counted but that never became a connection: closes and uncounts it.</summary>
+    internal static void CloseUntracked(Loop loop, Socket socket)
+    {
+        socket.Dispose();
+        loop.OpenSocketCount--;
+    }
+
+    /// <summary>A socket's address, or null: a peer that reset at once leaves an accepted socket with no peer (ENOTCONN).</summary>
+    private static EndPoint? TryGetEndPoint(Socket socket, bool remote)
+    {
+        try
+        {
+            return remote ? socket.RemoteEndPoint : socket.LocalEndPoint;
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
     }
 
     internal static void Configure(Socket socket, TcpOptions options)
@@ -34,7 +90,7 @@ internal sealed class SocketConnection : LoopConnection
         if (options.KeepAlive)
         {
             socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
-            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, Math.Max(1, (int)options.KeepAliveDelay.TotalSeconds));
+            socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, (int)options.KeepAliveSeconds);
         }
     }
 
@@ -90,6 +146,13 @@ internal sealed class SocketConnection : LoopConnection
             while (true)
             {
                 ReadResult result = await reader.ReadAsync().ConfigureAwait(true);
+                if (!_loop.IsOnLoopThread)
+                {
+                    // The application flushed from another thread, and the pump resumed inline there: go back to
+                    // the loop, where the pump's bookkeeping lives.
+                    await new LoopSwitch(_loop);
+                }
+
                 foreach (ReadOnlyMemory<byte> segment in result.Buffer)
                 {
                     await SendAllAsync(segment).ConfigureAwait(true);
@@ -186,13 +249,8 @@ internal sealed class SocketConnection : LoopConnection
         }
     }
 
-    public override async ValueTask DisposeAsync()
+    private protected override async ValueTask DisposeCoreAsync()
     {
-        if (_disposed)
-        {
-            return;
-        }
-
         await FinishSendingAsync().ConfigureAwait(true);
 
         _disposed = true;

@@ -4,15 +4,23 @@ using EventLoop.Internal;
 
 namespace EventLoop.Transports.Sockets;
 
-/// <summary>A TCP listener over <see cref="Socket"/>; accepts resume on the loop thread.</summary>
+/// <summary>
+/// A TCP listener over <see cref="Socket"/>; accepts resume on the loop thread. Accepting survives what
+/// Linux's <c>accept(2)</c> documents as transient: a connection aborted or reset before it was taken, and
+/// running out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS): the first such error of an episode is
+/// reported, then the listener backs off briefly and keeps accepting, as libuv's listener and Kestrel do.
+/// </summary>
 internal sealed class SocketListener : ConnectionListener
 {
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromMilliseconds(200);
+
     private readonly Loop _loop;
     private readonly Socket _socket;
     private readonly TcpOptions _options;
     private readonly EndPoint _localEndPoint;
     private readonly ResourceNode _node;
     private bool _disposed;
+    private bool _acceptErrorReported;
 
     private SocketListener(Loop loop, Socket socket, TcpOptions options)
     {
@@ -22,106 +30,183 @@ internal sealed class SocketListener : ConnectionListener
         _localEndPoint = socket.LocalEndPoint!;
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
-        loop.OpenSocketCount++;
     }
 
     public override EndPoint LocalEndPoint => _localEndPoint;
 
     internal static SocketListener Listen(Loop loop, EndPoint endpoint, TcpOptions options)
     {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (endpoint is not IPEndPoint ip)
+        {
+            throw new ArgumentException(
+                $"Listening needs an IPEndPoint (an IP address and a port); got {endpoint.GetType().Name} '{endpoint}'.", nameof(endpoint));
+        }
+
+        var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        loop.OpenSocketCount++;
         try
         {
-            if (endpoint is IPEndPoint { Address: var address } && address.Equals(IPAddress.IPv6Any))
+            if (ip.Address.Equals(IPAddress.IPv6Any))
             {
                 socket.DualMode = true;
             }
 
-            socket.Bind(endpoint);
+            socket.Bind(ip);
             socket.Listen(options.Backlog);
+            return new SocketListener(loop, socket, options);
+        }
+        catch (SocketException ex)
+        {
+            SocketConnection.CloseUntracked(loop, socket);
+            throw new SocketException((int)ex.SocketErrorCode, $"Listening on {ip} failed: {ex.SocketErrorCode} ({ex.Message})");
         }
         catch
         {
-            socket.Dispose();
+            SocketConnection.CloseUntracked(loop, socket);
             throw;
         }
-
-        return new SocketListener(loop, socket, options);
     }
 
-    internal static async ValueTask<Connection> ConnectAsync(Loop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
+    internal static ValueTask<Connection> ConnectAsync(Loop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
+        TcpConnect.ConnectAsync(endpoint, (Loop: loop, Options: options),
+            static (state, ip, token) => ConnectOneAsync(state.Loop, ip, state.Options, token), cancellationToken);
+
+    private static async ValueTask<Connection> ConnectOneAsync(Loop loop, IPEndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
     {
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        loop.OpenSocketCount++;
+        var pending = new PendingConnect(socket);
+        loop.RegisterShutdown(pending);
+        loop.PendingIo++;
         try
         {
-            SocketConnection.Configure(socket, options);
-            loop.PendingIo++;
-            try
-            {
-                await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(true);
-            }
-            finally
-            {
-                loop.PendingIo--;
-            }
+            await socket.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(true);
         }
-        catch
+        catch (Exception ex)
         {
-            socket.Dispose();
+            SocketConnection.CloseUntracked(loop, socket);
+            if (pending.ClosedByShutdown)
+            {
+                throw new OperationCanceledException("The connect was cancelled because the loop shut down.", ex);
+            }
+
             throw;
         }
+        finally
+        {
+            loop.PendingIo--;
+            loop.UnregisterShutdown(pending);
+        }
 
-        var connection = new SocketConnection(loop, socket, options);
-        connection.Start();
-        return connection;
+        return SocketConnection.Open(loop, socket, options, endpoint);
     }
 
     public override async ValueTask<Connection> AcceptAsync(CancellationToken cancellationToken = default)
     {
         _loop.CheckLoopThread();
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Socket accepted;
-        _loop.PendingIo++;
-        try
+        TimeSpan backoff = TimeSpan.FromMilliseconds(5);
+        while (true)
         {
-            accepted = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(true);
-        }
-        catch (SocketException ex) when (_disposed && ex.SocketErrorCode == SocketError.OperationAborted)
-        {
-            throw new ObjectDisposedException(ToString(), ex);
-        }
-        catch (ObjectDisposedException) when (_disposed)
-        {
-            throw new ObjectDisposedException(ToString());
-        }
-        finally
-        {
-            _loop.PendingIo--;
-        }
+            Socket accepted;
+            _loop.PendingIo++;
+            try
+            {
+                accepted = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(true);
+            }
+            catch (SocketException ex) when (_disposed && ex.SocketErrorCode == SocketError.OperationAborted)
+            {
+                throw new ObjectDisposedException(ToString(), ex);
+            }
+            catch (ObjectDisposedException) when (_disposed)
+            {
+                throw new ObjectDisposedException(ToString());
+            }
+            catch (SocketException ex) when (!_disposed && IsTransient(ex.SocketErrorCode, out bool exhausted))
+            {
+                ReportAcceptError(ex);
+                if (exhausted)
+                {
+                    // Out of descriptors: the connection waits in the kernel's backlog until one is free.
+                    await BackOffAsync(backoff, cancellationToken).ConfigureAwait(true);
+                    backoff = backoff * 2 > MaxBackoff ? MaxBackoff : backoff * 2;
+                }
 
-        try
-        {
-            SocketConnection.Configure(accepted, _options);
-        }
-        catch
-        {
-            accepted.Dispose();
-            throw;
-        }
+                continue;
+            }
+            finally
+            {
+                _loop.PendingIo--;
+            }
 
-        var connection = new SocketConnection(_loop, accepted, _options);
-        connection.Start();
-        return connection;
+            _loop.OpenSocketCount++;
+            if (_disposed)
+            {
+                SocketConnection.CloseUntracked(_loop, accepted);
+                throw new ObjectDisposedException(ToString());
+            }
+
+            try
+            {
+                SocketConnection connection = SocketConnection.Open(_loop, accepted, _options);
+                _acceptErrorReported = false;
+                return connection;
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                // The peer went away before the connection was set up (Open closed the socket): take the next one.
+            }
+        }
     }
 
+    /// <summary>Errors after which accepting goes on (accept(2), "Error handling"); <paramref name="exhausted"/> when backing off helps.</summary>
+    private static bool IsTransient(SocketError error, out bool exhausted)
+    {
+        exhausted = error is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable;
+        return exhausted || error is SocketError.ConnectionAborted or SocketError.ConnectionReset
+            or SocketError.NetworkDown or SocketError.NetworkUnreachable or SocketError.HostUnreachable
+            or SocketError.HostDown or SocketError.ProtocolOption or SocketError.OperationNotSupported
+            or SocketError.TimedOut or SocketError.Interrupted or SocketError.TryAgain;
+    }
+
+    private void ReportAcceptError(SocketException ex)
+    {
+        if (!_acceptErrorReported)
+        {
+            _acceptErrorReported = true;
+            _loop.ReportException(
+                $"Accepting on {_localEndPoint} failed ({ex.SocketErrorCode}); the listener keeps accepting and backs off " +
+                "while descriptors are exhausted. Further accept errors are not reported until an accept succeeds.", ex, this);
+        }
+    }
+
+    private async ValueTask BackOffAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _loop.DelayAsync(delay, cancellationToken).ConfigureAwait(true);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The loop is shutting down: it disposes this listener, and the next accept says so.
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed, this);
+    }
+
+    /// <summary>Stops listening. Safe from any thread: off the loop thread it hops to the loop (see <see cref="LoopHop"/>).</summary>
     public override ValueTask DisposeAsync()
     {
+        if (!_loop.IsOnLoopThread)
+        {
+            return LoopHop.RunOnLoopAsync(_loop, this, static l => l.DisposeAsync());
+        }
+
         if (!_disposed)
         {
             _disposed = true;
             _loop.UnregisterShutdown(_node);
-            _loop.OpenSocketCount--;
-            _socket.Dispose();
+            SocketConnection.CloseUntracked(_loop, _socket);
         }
 
         return default;
@@ -134,5 +219,19 @@ internal sealed class SocketListener : ConnectionListener
         internal override bool IsResource => true;
 
         internal override void OnShutdown() => _ = owner.DisposeAsync();
+    }
+
+    /// <summary>A connect in flight: the loop's shutdown closes its socket, which ends the connect at once.</summary>
+    private sealed class PendingConnect(Socket socket) : ShutdownNode
+    {
+        public bool ClosedByShutdown { get; private set; }
+
+        internal override bool IsResource => true;
+
+        internal override void OnShutdown()
+        {
+            ClosedByShutdown = true;
+            socket.Dispose();
+        }
     }
 }

@@ -1,0 +1,92 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using EventLoop.Internal;
+using EventLoop.Libuv.Internal.Native;
+using EventLoop.Transports;
+
+namespace EventLoop.Libuv.Internal;
+
+/// <summary>Small helpers shared by the libuv TCP types: addresses, requests, options.</summary>
+internal static unsafe class LibuvTcp
+{
+    /// <summary>Room for any socket address (sockaddr_storage is 128 bytes).</summary>
+    private const int MaxAddressSize = 128;
+
+    /// <summary>The local or peer address of a TCP handle, or null if it has none (not connected).</summary>
+    public static IPEndPoint? GetEndPoint(IntPtr handle, AddressFamily family, bool peer)
+    {
+        byte* buffer = stackalloc byte[MaxAddressSize];
+        int length = MaxAddressSize;
+        int status = peer ? Uv.TcpGetPeerName(handle, buffer, &length) : Uv.TcpGetSockName(handle, buffer, &length);
+        if (status < 0 || length <= 0)
+        {
+            return null;
+        }
+
+        var address = new SocketAddress(family, length);
+        new ReadOnlySpan<byte>(buffer, length).CopyTo(address.Buffer.Span);
+        try
+        {
+            return (IPEndPoint)new IPEndPoint(family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0).Create(address);
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    public static IntPtr NewRequest(Uv.ReqType type) => (IntPtr)NativeMemory.AllocZeroed(Uv.ReqSize(type));
+
+    public static void FreeRequest(ref IntPtr req)
+    {
+        if (req != IntPtr.Zero)
+        {
+            NativeMemory.Free((void*)req);
+            req = IntPtr.Zero;
+        }
+    }
+
+    /// <summary>A new, initialised TCP handle on <paramref name="loop"/>; close it with <c>uv_close</c>.</summary>
+    public static IntPtr NewTcpHandle(LibuvLoop loop)
+    {
+        IntPtr handle = loop.NewHandle(Uv.HandleType.Tcp);
+        int status = Uv.TcpInit(loop.NativeLoop, handle);
+        loop.Adopt(handle);
+        if (status < 0)
+        {
+            LibuvLoop.FreeHandle(handle); // never initialised: nothing for libuv to close
+            Uv.ThrowError(status, "uv_tcp_init");
+        }
+
+        return handle;
+    }
+
+    /// <summary>Closes a handle nobody owns yet (failed listen or connect); its memory is freed in the callback.</summary>
+    public static void CloseUnowned(IntPtr handle)
+    {
+        if (!Uv.IsClosing(handle))
+        {
+            Uv.Close(handle, &LibuvLoop.OnClosed);
+        }
+    }
+
+    /// <summary>Applies the socket options; returns a libuv status and, on failure, the option that failed.</summary>
+    public static int ApplyOptions(IntPtr handle, TcpOptions options, out string option)
+    {
+        option = nameof(TcpOptions.NoDelay);
+        int status = Uv.TcpNoDelay(handle, options.NoDelay);
+        if (status == 0 && options.KeepAlive)
+        {
+            option = nameof(TcpOptions.KeepAliveDelay);
+            status = Uv.TcpKeepAlive(handle, true, options.KeepAliveSeconds);
+        }
+
+        return status;
+    }
+
+    public static IPEndPoint RequireIPEndPoint(EndPoint endpoint, string parameterName) =>
+        endpoint as IPEndPoint ?? throw new ArgumentException(
+            $"Listening needs an IPEndPoint (an IP address and a port); got {endpoint.GetType().Name} '{endpoint}'.", parameterName);
+}

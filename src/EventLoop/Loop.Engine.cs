@@ -50,6 +50,9 @@ public abstract partial class Loop
     /// <summary>Native handles and sockets still open. Used by leak checks.</summary>
     internal virtual int OpenNativeHandleCount => OpenSocketCount;
 
+    /// <summary>Native requests (libuv's write, shutdown, connect) not yet freed. Used by leak checks.</summary>
+    internal virtual int OpenNativeRequestCount => 0;
+
     /// <summary>Sockets (listeners, connections) the socket transport has open on this loop. Loop thread only.</summary>
     internal int OpenSocketCount { get; set; }
 
@@ -87,8 +90,14 @@ public abstract partial class Loop
 
     private void MoveInjectedSlow()
     {
-        // Bounded, so a flood of posts cannot starve what is already ready.
-        int count = 4096;
+        // Bounded by what one iteration runs, so a flood of posts waits in the inject queue instead of piling
+        // up in the ready queue ahead of timers and I/O (which then ran late, behind millions of posts).
+        int count = (2 * _callbacksPerIteration) - _ready.Count;
+        if (count <= 0)
+        {
+            return;
+        }
+
         int moved = 0;
         while (moved < count && _inject.TryDequeue(out ReadyEntry entry))
         {
@@ -390,13 +399,25 @@ public abstract partial class Loop
             _inject.WaitUntilLinked();
             while (_inject.TryDequeue(out ReadyEntry entry))
             {
-                if (ReferenceEquals(entry.Callback, own) && !ownTaken)
+                if (ReferenceEquals(entry.Callback, own))
                 {
-                    ownTaken = true;
-                    continue; // the poster refuses its own post
+                    ownTaken = true; // the poster refuses its own post
                 }
+                else if (entry.Callback is CallbackItem item)
+                {
+                    // Another CallSoonThreadSafe is still on its way here: it finds the mark and throws.
+                    item.RefusedWhilePosting = true;
+                }
+                else
+                {
+                    RejectEntry(entry);
+                }
+            }
 
-                RejectEntry(entry);
+            if (own is CallbackItem ownItem && ownItem.RefusedWhilePosting)
+            {
+                ownItem.RefusedWhilePosting = false; // taken back earlier by another poster
+                ownTaken = true;
             }
         }
 

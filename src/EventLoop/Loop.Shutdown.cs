@@ -49,15 +49,26 @@ public abstract partial class Loop
         // state after its own (full-fence) enqueue, so either this thread sees its post below, or it sees
         // Closing and takes the post back itself once the loop is closed (Dekker's pattern, see TryInject).
         Interlocked.Exchange(ref _state, (int)LoopState.Closing);
+        _inject.WaitUntilLinked();
+        MoveInjectedDuringShutdown();
+
+        // Every post accepted is in the ready queue now, and no more come: run all of them, however many a
+        // flood of posts left (the bounded drains above may not have caught up with it).
+        long accepted = _ready.NextIndex;
+        while (_ready.Dequeued < accepted)
+        {
+            RunReadyBatch();
+        }
+
+        // What they scheduled or started (a callback, a connection, a wait) ends as in the steps above.
         for (int round = 0; round < 10; round++)
         {
-            _inject.WaitUntilLinked();
-            if (_inject.IsEmpty && _ready.Count == 0 && !HasShutdownNodes)
+            MoveInjectedDuringShutdown();
+            if (_ready.Count == 0 && !HasShutdownNodes)
             {
                 break;
             }
 
-            // What the last posts started (a connection, a wait) is closed as in the steps above.
             CancelShutdownNodes();
             CloseResources();
             Drain(maxRounds: 1_000, warn: round == 9);
@@ -104,9 +115,10 @@ public abstract partial class Loop
     private void Drain(int maxRounds, bool warn)
     {
         long deadline = 0;
+        int posted = 0;
         for (int round = 0; round < maxRounds; round++)
         {
-            MoveInjectedDuringShutdown();
+            posted = MoveInjectedDuringShutdown();
             if (_ready.Count == 0)
             {
                 if (DrainBackendOnce())
@@ -139,18 +151,26 @@ public abstract partial class Loop
 
         if (warn && _ready.Count > 0)
         {
-            WriteLog($"EventLoop: shutdown stopped draining after {maxRounds:N0} rounds of callbacks; callbacks keep scheduling " +
-                     $"callbacks. The busiest ones: {DescribeBusiestReady(256)}. The rest was dropped.");
+            string cause = posted > 0
+                ? $"other threads keep posting ({posted:N0} posts in the last round)"
+                : "callbacks keep scheduling callbacks";
+            WriteLog($"EventLoop: shutdown stopped draining after {maxRounds:N0} rounds: {cause}. The busiest callbacks: " +
+                     $"{DescribeBusiestReady(256)}. Shutdown goes on; what is left runs once the loop stops taking posts, " +
+                     "or is dropped if it keeps rescheduling itself.");
         }
     }
 
-    /// <summary>During shutdown every post is moved (the run loop moves a bounded batch per iteration).</summary>
-    private void MoveInjectedDuringShutdown()
+    /// <summary>During shutdown every post is moved (the run loop moves a bounded batch per iteration). Returns how many.</summary>
+    private int MoveInjectedDuringShutdown()
     {
+        int moved = 0;
         while (_inject.TryDequeue(out ReadyEntry entry))
         {
             _ready.Enqueue(entry.Callback, entry.State);
+            moved++;
         }
+
+        return moved;
     }
 
     /// <summary>Runs up to <paramref name="count"/> ready callbacks, naming and counting them: the warning's evidence.</summary>

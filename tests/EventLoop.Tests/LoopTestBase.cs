@@ -1,3 +1,5 @@
+using EventLoop.Libuv.Internal;
+
 namespace EventLoop.Tests;
 
 /// <summary>
@@ -19,6 +21,15 @@ public abstract class LoopTestBase
     /// <summary>Exceptions callbacks threw during the run, as the loop reported them.</summary>
     protected List<LoopExceptionContext> UnhandledErrors { get; } = new();
 
+    /// <summary>
+    /// Set by a test that makes the loop report exceptions on purpose (and asserts them itself); otherwise the
+    /// leak check fails on anything that reached the loop's exception handler.
+    /// </summary>
+    protected bool ExpectErrors { get; set; }
+
+    /// <summary>Errors a test class tolerates even when it does not expect errors (see <see cref="ExpectErrors"/>).</summary>
+    protected virtual bool IsToleratedError(LoopExceptionContext error) => false;
+
     /// <summary>Creates a loop of the policy under test.</summary>
     protected Loop CreateLoop(LoopOptions? options = null) => CreatePolicy().CreateLoop(options ?? CreateOptions());
 
@@ -39,12 +50,39 @@ public abstract class LoopTestBase
         return result;
     }
 
-    /// <summary>The leak check every loop test ends with: closed, nothing ready, no timer, no handle.</summary>
-    protected static void AssertClosedCleanly(Loop loop)
+    /// <summary>
+    /// The leak check every loop test ends with (libuv's MAKE_VALGRIND_HAPPY, Kestrel's CheckUvReqLeaks):
+    /// <list type="bullet">
+    /// <item>when shutdown had closed everything it knew of, nothing was still open: no socket, no libuv handle
+    /// that was not closing, no libuv request (counted while the loop was still open, before the final close);</item>
+    /// <item>after the close, no native handle or request is left and nothing is queued;</item>
+    /// <item>nothing reached the exception handler, unless the test said it expects errors (<see cref="ExpectErrors"/>).</item>
+    /// </list>
+    /// </summary>
+    protected void AssertClosedCleanly(Loop loop)
     {
         Assert.True(loop.IsClosed, "the loop did not close");
+        Assert.True(loop.OpenAtClose is null, $"the loop shut down with resources still open: {loop.OpenAtClose}");
+        if (loop is LibuvLoop libuv)
+        {
+            Assert.True(libuv.LeakedHandles.Count == 0, "libuv handles left open: " + string.Join(", ", libuv.LeakedHandles));
+        }
+
         Assert.Equal(0, loop.ReadyCount);
         Assert.Equal(0, loop.TimerCount);
         Assert.Equal(0, loop.OpenNativeHandleCount);
+        Assert.Equal(0, loop.OpenNativeRequestCount);
+        if (!ExpectErrors)
+        {
+            LoopExceptionContext[] errors;
+            lock (UnhandledErrors)
+            {
+                errors = UnhandledErrors.Where(e => !IsToleratedError(e)).ToArray();
+            }
+
+            Assert.True(errors.Length == 0,
+                $"{errors.Length} exception(s) reached the loop's exception handler that the test did not expect:{Environment.NewLine}" +
+                string.Join(Environment.NewLine, errors.Select(e => e.ToString())));
+        }
     }
 }

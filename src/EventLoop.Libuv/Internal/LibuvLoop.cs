@@ -24,7 +24,7 @@ internal sealed unsafe class LibuvLoop : Loop
 {
     private const int BatchesPerIteration = 4;
 
-    private readonly NativeState* _state;
+    private readonly NativeLoopState* _state;
     private readonly IntPtr _loop;
     private readonly IntPtr _async;
     private readonly IntPtr _idle;
@@ -37,18 +37,10 @@ internal sealed unsafe class LibuvLoop : Loop
     private bool _nativeClosed;
     private GCHandle _self;
 
-    /// <summary>Per-loop native bookkeeping, reachable from every handle's data field without a GCHandle.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    internal struct NativeState
-    {
-        public IntPtr Loop; // GCHandle to the LibuvLoop while it runs or closes; zero otherwise
-        public int OpenHandles;
-    }
-
     internal LibuvLoop(LoopOptions options)
         : base(options)
     {
-        _state = (NativeState*)NativeMemory.AllocZeroed((nuint)sizeof(NativeState));
+        _state = (NativeLoopState*)NativeMemory.AllocZeroed((nuint)sizeof(NativeLoopState));
         _loop = (IntPtr)NativeMemory.AllocZeroed(Uv.LoopSize());
         try
         {
@@ -82,6 +74,11 @@ internal sealed unsafe class LibuvLoop : Loop
 
     public override string PolicyName => "libuv";
 
+    /// <summary>libuv requests (write, shutdown, connect) allocated and not yet freed. Loop thread only.</summary>
+    internal int OpenRequests { get; set; }
+
+    internal override int OpenNativeRequestCount => OpenRequests;
+
     internal override int OpenNativeHandleCount => OpenSocketCount + (_nativeClosed ? 0 : _state->OpenHandles);
 
     /// <summary>Handles left open at close, by type name, from the last leak check (empty when none).</summary>
@@ -90,7 +87,7 @@ internal sealed unsafe class LibuvLoop : Loop
     /// <summary>
     /// Native bookkeeping just before every handle this loop allocates: the GCHandle of the managed object
     /// that owns the handle (a connection, a listener), or zero. The handle's own <c>data</c> field always
-    /// points to the loop's <see cref="NativeState"/>, so any close callback can do the accounting.
+    /// points to the loop's <see cref="NativeLoopState"/>, so any close callback can do the accounting.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct HandleHeader
@@ -123,7 +120,7 @@ internal sealed unsafe class LibuvLoop : Loop
     /// </summary>
     internal static void FreeHandle(IntPtr handle)
     {
-        var state = (NativeState*)Uv.GetData(handle);
+        var state = (NativeLoopState*)Uv.GetData(handle);
         if (state != null)
         {
             state->OpenHandles--;
@@ -147,6 +144,7 @@ internal sealed unsafe class LibuvLoop : Loop
 
     private protected override void RunBackend()
     {
+        _state->OwnerThreadId = Environment.CurrentManagedThreadId; // from now on only this thread may call libuv
         EnsureSelfHandle();
         Adopt(_async);
         Adopt(_idle);
@@ -187,8 +185,48 @@ internal sealed unsafe class LibuvLoop : Loop
 
     private protected override void CloseBackend() => CloseNative(reportLeaks: true);
 
-    /// <summary>I/O events wait in libuv's poll (its epoll descriptor is readable): only this thread can run them.</summary>
-    private protected override bool HasReadyIo() => !_nativeClosed && Libc.IsReadable(Uv.BackendFd(_loop));
+    /// <summary>
+    /// I/O events wait for this thread: libuv's epoll descriptor is readable, or a descriptor whose watcher libuv
+    /// has not yet added to epoll is ready. libuv applies a new watcher (a listen, connect, read start or queued
+    /// write) only at its next poll, so a wait that blocks before that poll would not show in epoll at all.
+    /// </summary>
+    private protected override bool HasReadyIo()
+    {
+        if (_nativeClosed)
+        {
+            return false;
+        }
+
+        if (Libc.IsReadable(Uv.BackendFd(_loop)))
+        {
+            return true;
+        }
+
+        foreach ((IWatcherOwner owner, IntPtr handle, bool writable) in _unpolledWatchers)
+        {
+            if (owner.IsOpen(handle) && Libc.IsReady(Uv.Fileno(handle), writable))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>What started watching a handle: answers whether the handle is still open (not closing).</summary>
+    internal interface IWatcherOwner
+    {
+        bool IsOpen(IntPtr handle);
+    }
+
+    private readonly List<(IWatcherOwner Owner, IntPtr Handle, bool Writable)> _unpolledWatchers = new();
+
+    /// <summary>
+    /// Notes that <paramref name="owner"/> started watching <paramref name="handle"/> for reading (or writing): until
+    /// libuv's next poll the descriptor is not in epoll, and <see cref="HasReadyIo"/> checks it directly.
+    /// </summary>
+    internal void NoteWatcherStarted(IWatcherOwner owner, IntPtr handle, bool writable) =>
+        _unpolledWatchers.Add((owner, handle, writable));
 
     private protected override void WaitForPostsDuringShutdown(int milliseconds)
     {
@@ -243,7 +281,7 @@ internal sealed unsafe class LibuvLoop : Loop
         {
             Uv.IdleStop(_idle);
             Uv.TimerStop(_timer);
-            var walk = new WalkContext { Leaks = GCHandle.ToIntPtr(leakList), Async = _async, Idle = _idle, Prepare = _prepare, Check = _check, Timer = _timer };
+            var walk = new WalkContext { Leaks = GCHandle.ToIntPtr(leakList), Async = _async, Idle = _idle, Prepare = _prepare, Check = _check, Timer = _timer, CloseLeaks = 1 };
             Uv.Walk(_loop, &OnWalkClose, (IntPtr)(&walk));
             for (int i = 0; i < 1000 && Uv.Run(_loop, Uv.RunMode.NoWait) != 0; i++)
             {
@@ -293,12 +331,50 @@ internal sealed unsafe class LibuvLoop : Loop
         public IntPtr Prepare;
         public IntPtr Check;
         public IntPtr Timer;
+        public int CloseLeaks; // 1: close what is found (the final close); 0: only name it (the leak check)
+    }
+
+    /// <summary>
+    /// The leak check before the backend closes: every handle that is neither the loop's own nor already closing
+    /// (whatever opened it never called <c>uv_close</c>), every request not freed, and any socket.
+    /// </summary>
+    private protected override string? DescribeOpenResources()
+    {
+        if (_nativeClosed)
+        {
+            return base.DescribeOpenResources();
+        }
+
+        var open = new List<string>();
+        GCHandle list = GCHandle.Alloc(open);
+        try
+        {
+            var walk = new WalkContext { Leaks = GCHandle.ToIntPtr(list), Async = _async, Idle = _idle, Prepare = _prepare, Check = _check, Timer = _timer, CloseLeaks = 0 };
+            Uv.Walk(_loop, &OnWalkClose, (IntPtr)(&walk));
+        }
+        finally
+        {
+            list.Free();
+        }
+
+        if (OpenRequests != 0)
+        {
+            open.Add($"{OpenRequests} request(s)");
+        }
+
+        if (base.DescribeOpenResources() is { } sockets)
+        {
+            open.Add(sockets);
+        }
+
+        return open.Count == 0 ? null : string.Join(", ", open);
     }
 
     // ------------------------------------------------------------ phases
 
     private void BeforePoll()
     {
+        _unpolledWatchers.Clear(); // the poll that follows adds every new watcher to epoll
         if (_draining)
         {
             return;
@@ -383,7 +459,7 @@ internal sealed unsafe class LibuvLoop : Loop
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static LibuvLoop? FromHandle(IntPtr handle)
     {
-        var state = (NativeState*)Uv.GetData(handle);
+        var state = (NativeLoopState*)Uv.GetData(handle);
         if (state == null || state->Loop == IntPtr.Zero)
         {
             return null;
@@ -459,7 +535,10 @@ internal sealed unsafe class LibuvLoop : Loop
                 leaks.Add(Uv.HandleTypeName(Uv.GetHandleType(handle)));
             }
 
-            Uv.Close(handle, &OnClosed);
+            if (walk->CloseLeaks != 0)
+            {
+                Uv.Close(handle, &OnClosed);
+            }
         }
         catch (Exception ex)
         {

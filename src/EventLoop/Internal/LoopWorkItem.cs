@@ -26,6 +26,12 @@ internal abstract class CallbackItem : LoopWorkItem
 {
     private int _state; // (version << 1) | cancelled
 
+    /// <summary>
+    /// Set, under the inject queue's lock, when a poster that found the loop closed took this item back on behalf
+    /// of the <c>CallSoonThreadSafe</c> that posted it; that call then throws instead of returning a handle.
+    /// </summary>
+    internal bool RefusedWhilePosting;
+
     internal int Version => _state >> 1;
 
     internal bool TryCancel(int version)

@@ -5,6 +5,12 @@ namespace EventLoop.Tests.Core;
 
 public abstract class DebugModeTests : LoopTestBase
 {
+    /// <summary>
+    /// A debug-mode loop reports every unobserved task exception the process finalizes (the event is global), so
+    /// a task some other test dropped may be reported during these tests: not this test's error.
+    /// </summary>
+    protected override bool IsToleratedError(LoopExceptionContext error) => error.Message.Contains("never observed");
+
     private sealed class NeverObserved(string message) : Exception(message);
 
     private LoopOptions DebugOptions(StringWriter log)
@@ -79,6 +85,7 @@ public abstract class DebugModeTests : LoopTestBase
     [Fact]
     public void Exceptions_of_callbacks_still_reach_the_handler_in_debug_mode()
     {
+        ExpectErrors = true;
         var log = new StringWriter();
         int after = 0;
         RunLoop(async loop =>
@@ -101,6 +108,7 @@ public abstract class DebugModeTests : LoopTestBase
     [Fact]
     public void An_unobserved_faulted_task_is_reported()
     {
+        ExpectErrors = true;
         var log = new StringWriter();
         string marker = Guid.NewGuid().ToString("N");
         RunLoop(async loop =>

@@ -97,6 +97,7 @@ public abstract class RunTests : LoopTestBase
     [Fact]
     public void Exceptions_of_callbacks_go_to_the_handler_and_the_loop_goes_on()
     {
+        ExpectErrors = true;
         var after = new List<string>();
         RunLoop(async loop =>
         {

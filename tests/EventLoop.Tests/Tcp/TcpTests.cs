@@ -472,6 +472,7 @@ public abstract class TcpTests : LoopTestBase
         Assert.True(pendingRead!.IsCompleted, "a read pending at shutdown must end");
         Assert.True(pendingAccept!.IsCompleted, "an accept pending at shutdown must end");
         Assert.IsAssignableFrom<IOException>(Assert.Throws<AggregateException>(() => pendingRead.Wait(0)).InnerException);
+        Assert.IsType<ObjectDisposedException>(pendingAccept.Exception?.InnerException); // the shutdown disposed the listener
     }
 
     // ------------------------------------------------------------------ errors and cancellation

@@ -11,6 +11,49 @@ namespace EventLoop.Libuv.Internal.Native;
 /// </summary>
 internal static unsafe partial class Uv
 {
+    /// <summary>The AppContext switch that turns on the loop-thread check of every libuv call (the test suite sets it).</summary>
+    public const string CheckLoopThreadSwitch = "EventLoop.Libuv.CheckLoopThread";
+
+    /// <summary>
+    /// libuv is not thread-safe: but for <c>uv_async_send</c>, a loop and its handles may only be touched on the
+    /// thread running the loop. With the check on (the <see cref="CheckLoopThreadSwitch"/> AppContext switch, or
+    /// <c>EVENTLOOP_DEBUG=1</c>), every call below that touches a loop or handle verifies the calling thread and
+    /// throws <see cref="InvalidOperationException"/> before reaching libuv. Off, it costs nothing: a static
+    /// readonly false folds away in optimised code.
+    /// </summary>
+    private static readonly bool s_checkLoopThread =
+        (AppContext.TryGetSwitch(CheckLoopThreadSwitch, out bool on) && on) ||
+        Environment.GetEnvironmentVariable("EVENTLOOP_DEBUG") is "1" or "true" or "True" or "TRUE" or "yes";
+
+    /// <summary>True when the loop-thread check is on.</summary>
+    public static bool ChecksLoopThread => s_checkLoopThread;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static IntPtr OnLoopThread(IntPtr handleOrLoop, string operation)
+    {
+        if (s_checkLoopThread)
+        {
+            CheckLoopThread(handleOrLoop, operation);
+        }
+
+        return handleOrLoop;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void CheckLoopThread(IntPtr handleOrLoop, string operation)
+    {
+        // Every handle's data field, and the loop's, points to the loop's NativeLoopState (null before adoption).
+        var state = (NativeLoopState*)GetData(handleOrLoop);
+        int owner = state == null ? 0 : state->OwnerThreadId;
+        int current = Environment.CurrentManagedThreadId;
+        if (owner != 0 && owner != current)
+        {
+            throw new InvalidOperationException(
+                $"{operation} was called on thread {current}, but this libuv loop runs on thread {owner}. libuv is not " +
+                "thread-safe: its loop and handles may only be used on the loop thread (EventLoop.Libuv's loop-thread check).");
+        }
+    }
+
     public enum HandleType
     {
         Unknown = 0,
@@ -58,21 +101,28 @@ internal static unsafe partial class Uv
 
     public static int LoopClose(IntPtr loop) => Imports.uv_loop_close(loop);
 
-    public static int Run(IntPtr loop, RunMode mode) => Imports.uv_run(loop, (int)mode);
+    public static int Run(IntPtr loop, RunMode mode) => Imports.uv_run(OnLoopThread(loop, "uv_run"), (int)mode);
 
-    public static void Stop(IntPtr loop) => Imports.uv_stop(loop);
+    public static void Stop(IntPtr loop) => Imports.uv_stop(OnLoopThread(loop, "uv_stop"));
 
-    public static ulong Now(IntPtr loop) => Imports.uv_now(loop);
+    public static ulong Now(IntPtr loop) => Imports.uv_now(OnLoopThread(loop, "uv_now"));
 
     /// <summary>The loop's poll descriptor (epoll or kqueue), or -1 where there is none (Windows).</summary>
-    public static int BackendFd(IntPtr loop) => Imports.uv_backend_fd(loop);
+    public static int BackendFd(IntPtr loop) => Imports.uv_backend_fd(OnLoopThread(loop, "uv_backend_fd"));
 
     public static void Walk(IntPtr loop, delegate* unmanaged[Cdecl]<IntPtr, IntPtr, void> callback, IntPtr arg) =>
-        Imports.uv_walk(loop, callback, arg);
+        Imports.uv_walk(OnLoopThread(loop, "uv_walk"), callback, arg);
 
-    public static void Close(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) => Imports.uv_close(handle, callback);
+    public static void Close(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) => Imports.uv_close(OnLoopThread(handle, "uv_close"), callback);
 
-    public static bool IsClosing(IntPtr handle) => Imports.uv_is_closing(handle) != 0;
+    /// <summary>The handle's file descriptor, or -1 when it has none (yet) or is closed.</summary>
+    public static int Fileno(IntPtr handle)
+    {
+        int fd;
+        return Imports.uv_fileno(OnLoopThread(handle, "uv_fileno"), &fd) == 0 ? fd : -1;
+    }
+
+    public static bool IsClosing(IntPtr handle) => Imports.uv_is_closing(OnLoopThread(handle, "uv_is_closing")) != 0;
 
     public static HandleType GetHandleType(IntPtr handle) => (HandleType)Imports.uv_handle_get_type(handle);
 
@@ -90,35 +140,35 @@ internal static unsafe partial class Uv
     public static void SetData(IntPtr handleOrLoop, IntPtr data) => *(IntPtr*)handleOrLoop = data;
 
     public static void AsyncInit(IntPtr loop, IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
-        ThrowIfError(Imports.uv_async_init(loop, handle, callback), "uv_async_init");
+        ThrowIfError(Imports.uv_async_init(OnLoopThread(loop, "uv_async_init"), handle, callback), "uv_async_init");
 
     public static void AsyncSend(IntPtr handle) => ThrowIfError(Imports.uv_async_send(handle), "uv_async_send");
 
-    public static void IdleInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_idle_init(loop, handle), "uv_idle_init");
+    public static void IdleInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_idle_init(OnLoopThread(loop, "uv_idle_init"), handle), "uv_idle_init");
 
     public static void IdleStart(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
-        ThrowIfError(Imports.uv_idle_start(handle, callback), "uv_idle_start");
+        ThrowIfError(Imports.uv_idle_start(OnLoopThread(handle, "uv_idle_start"), callback), "uv_idle_start");
 
-    public static void IdleStop(IntPtr handle) => Imports.uv_idle_stop(handle);
+    public static void IdleStop(IntPtr handle) => Imports.uv_idle_stop(OnLoopThread(handle, "uv_idle_stop"));
 
-    public static void PrepareInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_prepare_init(loop, handle), "uv_prepare_init");
+    public static void PrepareInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_prepare_init(OnLoopThread(loop, "uv_prepare_init"), handle), "uv_prepare_init");
 
     public static void PrepareStart(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
-        ThrowIfError(Imports.uv_prepare_start(handle, callback), "uv_prepare_start");
+        ThrowIfError(Imports.uv_prepare_start(OnLoopThread(handle, "uv_prepare_start"), callback), "uv_prepare_start");
 
-    public static void CheckInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_check_init(loop, handle), "uv_check_init");
+    public static void CheckInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_check_init(OnLoopThread(loop, "uv_check_init"), handle), "uv_check_init");
 
     public static void CheckStart(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
-        ThrowIfError(Imports.uv_check_start(handle, callback), "uv_check_start");
+        ThrowIfError(Imports.uv_check_start(OnLoopThread(handle, "uv_check_start"), callback), "uv_check_start");
 
-    public static void TimerInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_timer_init(loop, handle), "uv_timer_init");
+    public static void TimerInit(IntPtr loop, IntPtr handle) => ThrowIfError(Imports.uv_timer_init(OnLoopThread(loop, "uv_timer_init"), handle), "uv_timer_init");
 
     public static void TimerStart(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback, ulong timeout, ulong repeat) =>
-        ThrowIfError(Imports.uv_timer_start(handle, callback, timeout, repeat), "uv_timer_start");
+        ThrowIfError(Imports.uv_timer_start(OnLoopThread(handle, "uv_timer_start"), callback, timeout, repeat), "uv_timer_start");
 
-    public static void TimerStop(IntPtr handle) => Imports.uv_timer_stop(handle);
+    public static void TimerStop(IntPtr handle) => Imports.uv_timer_stop(OnLoopThread(handle, "uv_timer_stop"));
 
-    public static void Unref(IntPtr handle) => Imports.uv_unref(handle);
+    public static void Unref(IntPtr handle) => Imports.uv_unref(OnLoopThread(handle, "uv_unref"));
 
     // ------------------------------------------------------------ requests and TCP streams
 
@@ -140,41 +190,41 @@ internal static unsafe partial class Uv
 
     public static nuint ReqSize(ReqType type) => Imports.uv_req_size((int)type);
 
-    public static int TcpInit(IntPtr loop, IntPtr handle) => Imports.uv_tcp_init(loop, handle);
+    public static int TcpInit(IntPtr loop, IntPtr handle) => Imports.uv_tcp_init(OnLoopThread(loop, "uv_tcp_init"), handle);
 
-    public static int TcpNoDelay(IntPtr handle, bool enable) => Imports.uv_tcp_nodelay(handle, enable ? 1 : 0);
+    public static int TcpNoDelay(IntPtr handle, bool enable) => Imports.uv_tcp_nodelay(OnLoopThread(handle, "uv_tcp_nodelay"), enable ? 1 : 0);
 
-    public static int TcpKeepAlive(IntPtr handle, bool enable, uint delaySeconds) => Imports.uv_tcp_keepalive(handle, enable ? 1 : 0, delaySeconds);
+    public static int TcpKeepAlive(IntPtr handle, bool enable, uint delaySeconds) => Imports.uv_tcp_keepalive(OnLoopThread(handle, "uv_tcp_keepalive"), enable ? 1 : 0, delaySeconds);
 
-    public static int TcpBind(IntPtr handle, byte* address, uint flags) => Imports.uv_tcp_bind(handle, address, flags);
+    public static int TcpBind(IntPtr handle, byte* address, uint flags) => Imports.uv_tcp_bind(OnLoopThread(handle, "uv_tcp_bind"), address, flags);
 
-    public static int TcpGetSockName(IntPtr handle, byte* address, int* length) => Imports.uv_tcp_getsockname(handle, address, length);
+    public static int TcpGetSockName(IntPtr handle, byte* address, int* length) => Imports.uv_tcp_getsockname(OnLoopThread(handle, "uv_tcp_getsockname"), address, length);
 
-    public static int TcpGetPeerName(IntPtr handle, byte* address, int* length) => Imports.uv_tcp_getpeername(handle, address, length);
+    public static int TcpGetPeerName(IntPtr handle, byte* address, int* length) => Imports.uv_tcp_getpeername(OnLoopThread(handle, "uv_tcp_getpeername"), address, length);
 
     public static int TcpConnect(IntPtr req, IntPtr handle, byte* address, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
-        Imports.uv_tcp_connect(req, handle, address, callback);
+        Imports.uv_tcp_connect(req, OnLoopThread(handle, "uv_tcp_connect"), address, callback);
 
-    public static int TcpCloseReset(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) => Imports.uv_tcp_close_reset(handle, callback);
+    public static int TcpCloseReset(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, void> callback) => Imports.uv_tcp_close_reset(OnLoopThread(handle, "uv_tcp_close_reset"), callback);
 
-    public static int Listen(IntPtr stream, int backlog, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) => Imports.uv_listen(stream, backlog, callback);
+    public static int Listen(IntPtr stream, int backlog, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) => Imports.uv_listen(OnLoopThread(stream, "uv_listen"), backlog, callback);
 
-    public static int Accept(IntPtr server, IntPtr client) => Imports.uv_accept(server, client);
+    public static int Accept(IntPtr server, IntPtr client) => Imports.uv_accept(OnLoopThread(server, "uv_accept"), client);
 
     public static int ReadStart(
         IntPtr stream,
         delegate* unmanaged[Cdecl]<IntPtr, nuint, Buf*, void> alloc,
-        delegate* unmanaged[Cdecl]<IntPtr, nint, Buf*, void> read) => Imports.uv_read_start(stream, alloc, read);
+        delegate* unmanaged[Cdecl]<IntPtr, nint, Buf*, void> read) => Imports.uv_read_start(OnLoopThread(stream, "uv_read_start"), alloc, read);
 
-    public static int ReadStop(IntPtr stream) => Imports.uv_read_stop(stream);
+    public static int ReadStop(IntPtr stream) => Imports.uv_read_stop(OnLoopThread(stream, "uv_read_stop"));
 
-    public static int TryWrite(IntPtr stream, Buf* bufs, uint count) => Imports.uv_try_write(stream, bufs, count);
+    public static int TryWrite(IntPtr stream, Buf* bufs, uint count) => Imports.uv_try_write(OnLoopThread(stream, "uv_try_write"), bufs, count);
 
     public static int Write(IntPtr req, IntPtr stream, Buf* bufs, uint count, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
-        Imports.uv_write(req, stream, bufs, count, callback);
+        Imports.uv_write(req, OnLoopThread(stream, "uv_write"), bufs, count, callback);
 
     public static int Shutdown(IntPtr req, IntPtr stream, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
-        Imports.uv_shutdown(req, stream, callback);
+        Imports.uv_shutdown(req, OnLoopThread(stream, "uv_shutdown"), callback);
 
     /// <summary>Throws for a negative libuv status. Tiny so it inlines; the throw is out of line.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -259,6 +309,9 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_is_closing(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fileno(IntPtr handle, int* fd);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_handle_get_type(IntPtr handle);

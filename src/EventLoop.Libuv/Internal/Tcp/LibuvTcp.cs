@@ -37,14 +37,22 @@ internal static unsafe class LibuvTcp
         }
     }
 
-    public static IntPtr NewRequest(Uv.ReqType type) => (IntPtr)NativeMemory.AllocZeroed(Uv.ReqSize(type));
+    /// <summary>A zeroed request of <paramref name="type"/>, counted on <paramref name="loop"/> until <see cref="FreeRequest"/>.</summary>
+    public static IntPtr NewRequest(LibuvLoop loop, Uv.ReqType type)
+    {
+        IntPtr req = (IntPtr)NativeMemory.AllocZeroed(Uv.ReqSize(type));
+        loop.OpenRequests++;
+        return req;
+    }
 
-    public static void FreeRequest(ref IntPtr req)
+    /// <summary>Frees a request libuv is done with (its callback ran, or it never started) and zeroes the field.</summary>
+    public static void FreeRequest(LibuvLoop loop, ref IntPtr req)
     {
         if (req != IntPtr.Zero)
         {
             NativeMemory.Free((void*)req);
             req = IntPtr.Zero;
+            loop.OpenRequests--;
         }
     }
 

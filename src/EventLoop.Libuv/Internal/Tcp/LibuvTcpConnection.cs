@@ -27,7 +27,7 @@ namespace EventLoop.Libuv.Internal;
 /// Everything runs on the loop thread; <see cref="Connection.Abort"/> and <see cref="Connection.DisposeAsync"/> may be
 /// called from elsewhere (they hop to the loop), and a flush from another thread resumes the send pump on the loop.
 /// </summary>
-internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
+internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>, LibuvLoop.IWatcherOwner
 {
     private const int MinimumReadSize = 2048;
     private const int MaxBuffersPerWrite = 16;
@@ -89,7 +89,10 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         }
 
         _reading = true;
+        _loop.NoteWatcherStarted(this, _handle, writable: false);
     }
+
+    bool LibuvLoop.IWatcherOwner.IsOpen(IntPtr handle) => !_closing && _handle == handle;
 
     private void StopReading()
     {
@@ -335,17 +338,22 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         }
 
         _writeDone.Reset();
-        _writeReq = _writeReq != IntPtr.Zero ? _writeReq : LibuvTcp.NewRequest(Uv.ReqType.Write);
+        _writeReq = _writeReq != IntPtr.Zero ? _writeReq : LibuvTcp.NewRequest(_loop, Uv.ReqType.Write);
         Uv.SetData(_writeReq, _self);
         int status = Uv.Write(_writeReq, _handle, _bufs + first, (uint)(count - first), &OnWriteDone);
         pending = status == 0;
+        if (pending)
+        {
+            _loop.NoteWatcherStarted(this, _handle, writable: true);
+        }
+
         return status;
     }
 
     private unsafe int StartShutdown()
     {
         _writeDone.Reset();
-        _shutdownReq = _shutdownReq != IntPtr.Zero ? _shutdownReq : LibuvTcp.NewRequest(Uv.ReqType.Shutdown);
+        _shutdownReq = _shutdownReq != IntPtr.Zero ? _shutdownReq : LibuvTcp.NewRequest(_loop, Uv.ReqType.Shutdown);
         Uv.SetData(_shutdownReq, _self);
         return Uv.Shutdown(_shutdownReq, _handle, &OnShutdownDone);
     }
@@ -397,8 +405,8 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
     {
         _loop.PendingIo--;
         _handle = IntPtr.Zero;
-        LibuvTcp.FreeRequest(ref _writeReq);
-        LibuvTcp.FreeRequest(ref _shutdownReq);
+        LibuvTcp.FreeRequest(_loop, ref _writeReq);
+        LibuvTcp.FreeRequest(_loop, ref _shutdownReq);
         if (_bufs != null)
         {
             NativeMemory.Free(_bufs);

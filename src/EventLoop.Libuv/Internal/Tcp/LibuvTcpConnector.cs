@@ -9,7 +9,7 @@ using EventLoop.Transports;
 namespace EventLoop.Libuv.Internal;
 
 /// <summary>Outgoing TCP connections on libuv (<c>uv_tcp_connect</c>); host names resolve through <see cref="Dns"/>.</summary>
-internal sealed class LibuvTcpConnector : ShutdownNode
+internal sealed class LibuvTcpConnector : ShutdownNode, LibuvLoop.IWatcherOwner
 {
     private readonly LibuvLoop _loop;
     private readonly TaskCompletionSource<int> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -81,7 +81,7 @@ internal sealed class LibuvTcpConnector : ShutdownNode
         GCHandle self = default;
         if (status == 0)
         {
-            req = LibuvTcp.NewRequest(Uv.ReqType.Connect);
+            req = LibuvTcp.NewRequest(_loop, Uv.ReqType.Connect);
             self = GCHandle.Alloc(this);
             Uv.SetData(req, GCHandle.ToIntPtr(self));
             SocketAddress address = endpoint.Serialize();
@@ -98,12 +98,13 @@ internal sealed class LibuvTcpConnector : ShutdownNode
                 self.Free();
             }
 
-            LibuvTcp.FreeRequest(ref req);
+            LibuvTcp.FreeRequest(_loop, ref req);
             LibuvTcp.CloseUnowned(handle);
             Uv.ThrowError(status, $"Connecting to {endpoint}");
         }
 
         _handle = handle;
+        _loop.NoteWatcherStarted(this, handle, writable: true);
         return handle;
     }
 
@@ -121,6 +122,8 @@ internal sealed class LibuvTcpConnector : ShutdownNode
 
     internal override void OnShutdown() => Cancel();
 
+    bool LibuvLoop.IWatcherOwner.IsOpen(IntPtr handle) => !_cancelled && !_done.Task.IsCompleted;
+
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static unsafe void OnConnected(IntPtr req, int status)
     {
@@ -129,7 +132,7 @@ internal sealed class LibuvTcpConnector : ShutdownNode
             var self = GCHandle.FromIntPtr(Uv.GetData(req));
             var connector = (LibuvTcpConnector)self.Target!;
             self.Free();
-            NativeMemory.Free((void*)req);
+            LibuvTcp.FreeRequest(connector._loop, ref req);
             connector._loop.PendingIo--;
             connector._done.TrySetResult(status);
         }

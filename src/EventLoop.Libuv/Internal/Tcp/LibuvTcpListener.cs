@@ -13,7 +13,7 @@ namespace EventLoop.Libuv.Internal;
 /// <see cref="AcceptAsync"/>, up to <see cref="TcpOptions.Backlog"/> of them; beyond that the listener stops
 /// taking connections from the kernel until the application accepts, so the backlog still bounds the queue.
 /// </summary>
-internal sealed class LibuvTcpListener : ConnectionListener
+internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherOwner
 {
     private readonly LibuvLoop _loop;
     private readonly TcpOptions _options;
@@ -63,7 +63,9 @@ internal sealed class LibuvTcpListener : ConnectionListener
             Uv.ThrowError(status, $"Listening on {ip}");
         }
 
-        return new LibuvTcpListener(loop, handle, options, ip.AddressFamily);
+        var listener = new LibuvTcpListener(loop, handle, options, ip.AddressFamily);
+        loop.NoteWatcherStarted(listener, handle, writable: false);
+        return listener;
     }
 
     public override ValueTask<Connection> AcceptAsync(CancellationToken cancellationToken = default)
@@ -187,6 +189,7 @@ internal sealed class LibuvTcpListener : ConnectionListener
         }
 
         _connectionWaiting = false;
+        _loop.NoteWatcherStarted(this, _handle, writable: false); // uv_accept makes libuv watch the listener again
         return TakeConnection();
     }
 
@@ -222,6 +225,8 @@ internal sealed class LibuvTcpListener : ConnectionListener
     }
 
     public override string ToString() => $"TCP listener (libuv) on {_localEndPoint}";
+
+    bool LibuvLoop.IWatcherOwner.IsOpen(IntPtr handle) => !_disposed && _handle == handle;
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static unsafe void OnConnection(IntPtr server, int status)

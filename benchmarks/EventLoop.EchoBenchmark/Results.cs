@@ -1,0 +1,125 @@
+using EventLoop.Benchmarking;
+
+namespace EventLoop.EchoBenchmark;
+
+/// <summary>One round of one case: what the client measured, or why nothing was.</summary>
+/// <param name="Server">The server's name.</param>
+/// <param name="Size">The message size in bytes.</param>
+/// <param name="Measured">The client's measurement; null when the client failed or timed out.</param>
+/// <param name="Note">What went wrong, if anything.</param>
+internal sealed record CaseResult(string Server, int Size, Measurement? Measured, string? Note)
+{
+    /// <summary>Round trips per second in the measured window (0 when nothing was measured).</summary>
+    public double MessagesPerSecond => Measured is { Seconds: > 0 } m ? m.Messages / m.Seconds : 0;
+
+    /// <summary>The server's CPU time per round trip, in microseconds.</summary>
+    public double? ServerMicrosPerMessage => Measured is { Server: { } s, Messages: > 0 } m ? s.Total * 1e6 / m.Messages : null;
+
+    /// <summary>The share of the server's CPU time spent in the kernel (stime).</summary>
+    public double? ServerKernelShare => Measured?.Server is { Total: > 0 } s ? s.System / s.Total : null;
+
+    /// <summary>How the server's core spent the window (see <see cref="CoreSplit"/>).</summary>
+    public CoreSplit? ServerCore(int? core) => Measured is { Server: { } s } m ? CoreSplit.Of(m, core, s) : null;
+
+    /// <summary>How the client's core spent the window (see <see cref="CoreSplit"/>).</summary>
+    public CoreSplit? ClientCore(int? core) => Measured is { } m ? CoreSplit.Of(m, core, m.Client) : null;
+}
+
+/// <summary>
+/// How one pinned process's core spent the measured window, as shares of the wall-clock time: the process
+/// itself, everything else (time stolen by the hypervisor, other processes, interrupts), and idle. A core with
+/// no idle time left was the limit: the process on it could not have gone faster, or others held it back.
+/// </summary>
+/// <param name="Own">The process's CPU time over the window.</param>
+/// <param name="Others">What neither the process nor idleness took; null when the core is not known (not pinned).</param>
+/// <param name="Idle">The core's idle time over the window; null when not known.</param>
+internal readonly record struct CoreSplit(double Own, double? Others, double? Idle)
+{
+    /// <summary>The split of <paramref name="core"/> (null when not pinned) for a process that used <paramref name="cpu"/>.</summary>
+    public static CoreSplit? Of(Measurement m, int? core, ProcessCpu cpu)
+    {
+        if (m.Seconds <= 0)
+        {
+            return null;
+        }
+
+        double own = cpu.Total / m.Seconds;
+        if (core is not { } c || m.Cores is not { } cores || c >= cores.Length)
+        {
+            return new CoreSplit(own, null, null);
+        }
+
+        double idle = cores[c].Idle / m.Seconds;
+        return new CoreSplit(own, Math.Max(0, 1 - own - idle), idle);
+    }
+}
+
+/// <summary>All rounds of one case, summarised: each figure is the median of its rounds.</summary>
+/// <param name="Server">The server's name.</param>
+/// <param name="Size">The message size in bytes.</param>
+/// <param name="Rounds">Every round's result, in the order measured.</param>
+/// <param name="ServerCore">The core the server was pinned to, if pinned.</param>
+/// <param name="ClientCore">The core the client was pinned to, if pinned.</param>
+internal sealed record CaseSummary(string Server, int Size, IReadOnlyList<CaseResult> Rounds, int? ServerCore, int? ClientCore)
+{
+    /// <summary>Median round trips per second.</summary>
+    public double MessagesPerSecond => Median(Rounds.Select(r => r.MessagesPerSecond)) ?? 0;
+
+    /// <summary>Median MiB/s each way.</summary>
+    public double MiBPerSecond => MessagesPerSecond * Size / (1024.0 * 1024.0);
+
+    /// <summary>The slowest and the fastest round.</summary>
+    public (double Min, double Max) MessagesPerSecondRange => (Rounds.Min(r => r.MessagesPerSecond), Rounds.Max(r => r.MessagesPerSecond));
+
+    /// <summary>Median server CPU microseconds per round trip.</summary>
+    public double? ServerMicrosPerMessage => Median(Rounds.Select(r => r.ServerMicrosPerMessage));
+
+    /// <summary>The lowest and highest server CPU microseconds per round trip, when every round had one.</summary>
+    public (double Min, double Max)? ServerMicrosRange =>
+        Rounds.All(r => r.ServerMicrosPerMessage is not null)
+            ? (Rounds.Min(r => r.ServerMicrosPerMessage!.Value), Rounds.Max(r => r.ServerMicrosPerMessage!.Value))
+            : null;
+
+    /// <summary>Median share of the server's CPU time spent in the kernel.</summary>
+    public double? ServerKernelShare => Median(Rounds.Select(r => r.ServerKernelShare));
+
+    /// <summary>How the server's core spent the window: the median of each share.</summary>
+    public CoreSplit? ServerCoreSplit => MedianSplit(Rounds.Select(r => r.ServerCore(ServerCore)));
+
+    /// <summary>How the client's core spent the window: the median of each share.</summary>
+    public CoreSplit? ClientCoreSplit => MedianSplit(Rounds.Select(r => r.ClientCore(ClientCore)));
+
+    /// <summary>Connection errors, all rounds.</summary>
+    public int Errors => Rounds.Sum(r => r.Measured?.Errors ?? 0);
+
+    /// <summary>Reply bytes that differed from what was sent, all rounds.</summary>
+    public long MismatchedBytes => Rounds.Sum(r => r.Measured?.MismatchedBytes ?? 0);
+
+    /// <summary>What went wrong in any round, or null.</summary>
+    public string? Note => string.Join("; ", Rounds.Select(r => r.Note).OfType<string>().Distinct()) is { Length: > 0 } note ? note : null;
+
+    /// <summary>
+    /// Whether this case and <paramref name="baseline"/> differ beyond the round-to-round spread: every round of
+    /// one faster than every round of the other. Needs two rounds or more of each.
+    /// </summary>
+    public bool DiffersBeyondSpread(CaseSummary baseline) =>
+        Rounds.Count > 1 && baseline.Rounds.Count > 1
+        && (MessagesPerSecondRange.Min > baseline.MessagesPerSecondRange.Max || MessagesPerSecondRange.Max < baseline.MessagesPerSecondRange.Min);
+
+    /// <summary>The median of the values that are there (the mean of the middle two for an even count), or null.</summary>
+    public static double? Median(IEnumerable<double?> values)
+    {
+        double[] sorted = values.OfType<double>().Order().ToArray();
+        return sorted.Length == 0 ? null : (sorted[(sorted.Length - 1) / 2] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static double? Median(IEnumerable<double> values) => Median(values.Select(v => (double?)v));
+
+    private static CoreSplit? MedianSplit(IEnumerable<CoreSplit?> splits)
+    {
+        CoreSplit[] known = splits.OfType<CoreSplit>().ToArray();
+        return known.Length == 0
+            ? null
+            : new CoreSplit(Median(known.Select(k => k.Own)) ?? 0, Median(known.Select(k => k.Others)), Median(known.Select(k => k.Idle)));
+    }
+}

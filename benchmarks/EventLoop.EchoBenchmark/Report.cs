@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using EventLoop.Benchmarking;
 using ScottPlot;
 
 using static EventLoop.Benchmarking.BenchProcess;
@@ -19,11 +20,9 @@ internal static class Report
     public static string FormatSize(int size) =>
         size % 1024 == 0 ? $"{size / 1024} KiB" : $"{size} B";
 
-    private static string Split(CoreSplit? split) => split is { } s
-        ? s.Idle is null ? Percent(s.Own) : $"{Percent(s.Own)} / {Percent(s.Others)} / {Percent(s.Idle)}"
-        : "n/a";
+    private static string Split(CoreSplit? split) => split?.Format() ?? "n/a";
 
-    private static string Percent(double? value) => value is { } v ? v.ToString("P0", Inv).Replace(" ", "", StringComparison.Ordinal) : "n/a";
+    private static string Percent(double? value) => Stats.Percent(value);
 
     public static string Markdown(List<CaseSummary> results, List<ServerSpec> servers, ClientSpec client, List<string> notes, Options options, bool pinned, string loadBefore)
     {

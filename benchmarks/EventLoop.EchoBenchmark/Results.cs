@@ -19,39 +19,10 @@ internal sealed record CaseResult(string Server, int Size, Measurement? Measured
     public double? ServerKernelShare => Measured?.Server is { Total: > 0 } s ? s.System / s.Total : null;
 
     /// <summary>How the server's core spent the window (see <see cref="CoreSplit"/>).</summary>
-    public CoreSplit? ServerCore(int? core) => Measured is { Server: { } s } m ? CoreSplit.Of(m, core, s) : null;
+    public CoreSplit? ServerCore(int? core) => Measured is { Server: { } s } m ? CoreSplit.Of(m.Seconds, s, CoreSplit.Pick(m.Cores, core)) : null;
 
     /// <summary>How the client's core spent the window (see <see cref="CoreSplit"/>).</summary>
-    public CoreSplit? ClientCore(int? core) => Measured is { } m ? CoreSplit.Of(m, core, m.Client) : null;
-}
-
-/// <summary>
-/// How one pinned process's core spent the measured window, as shares of the wall-clock time: the process
-/// itself, everything else (time stolen by the hypervisor, other processes, interrupts), and idle. A core with
-/// no idle time left was the limit: the process on it could not have gone faster, or others held it back.
-/// </summary>
-/// <param name="Own">The process's CPU time over the window.</param>
-/// <param name="Others">What neither the process nor idleness took; null when the core is not known (not pinned).</param>
-/// <param name="Idle">The core's idle time over the window; null when not known.</param>
-internal readonly record struct CoreSplit(double Own, double? Others, double? Idle)
-{
-    /// <summary>The split of <paramref name="core"/> (null when not pinned) for a process that used <paramref name="cpu"/>.</summary>
-    public static CoreSplit? Of(Measurement m, int? core, ProcessCpu cpu)
-    {
-        if (m.Seconds <= 0)
-        {
-            return null;
-        }
-
-        double own = cpu.Total / m.Seconds;
-        if (core is not { } c || m.Cores is not { } cores || c >= cores.Length)
-        {
-            return new CoreSplit(own, null, null);
-        }
-
-        double idle = cores[c].Idle / m.Seconds;
-        return new CoreSplit(own, Math.Max(0, 1 - own - idle), idle);
-    }
+    public CoreSplit? ClientCore(int? core) => Measured is { } m ? CoreSplit.Of(m.Seconds, m.Client, CoreSplit.Pick(m.Cores, core)) : null;
 }
 
 /// <summary>All rounds of one case, summarised: each figure is the median of its rounds.</summary>
@@ -84,10 +55,10 @@ internal sealed record CaseSummary(string Server, int Size, IReadOnlyList<CaseRe
     public double? ServerKernelShare => Median(Rounds.Select(r => r.ServerKernelShare));
 
     /// <summary>How the server's core spent the window: the median of each share.</summary>
-    public CoreSplit? ServerCoreSplit => MedianSplit(Rounds.Select(r => r.ServerCore(ServerCore)));
+    public CoreSplit? ServerCoreSplit => CoreSplit.Median(Rounds.Select(r => r.ServerCore(ServerCore)));
 
     /// <summary>How the client's core spent the window: the median of each share.</summary>
-    public CoreSplit? ClientCoreSplit => MedianSplit(Rounds.Select(r => r.ClientCore(ClientCore)));
+    public CoreSplit? ClientCoreSplit => CoreSplit.Median(Rounds.Select(r => r.ClientCore(ClientCore)));
 
     /// <summary>Connection errors, all rounds.</summary>
     public int Errors => Rounds.Sum(r => r.Measured?.Errors ?? 0);
@@ -98,28 +69,11 @@ internal sealed record CaseSummary(string Server, int Size, IReadOnlyList<CaseRe
     /// <summary>What went wrong in any round, or null.</summary>
     public string? Note => string.Join("; ", Rounds.Select(r => r.Note).OfType<string>().Distinct()) is { Length: > 0 } note ? note : null;
 
-    /// <summary>
-    /// Whether this case and <paramref name="baseline"/> differ beyond the round-to-round spread: every round of
-    /// one faster than every round of the other. Needs two rounds or more of each.
-    /// </summary>
+    /// <summary>Whether this case and <paramref name="baseline"/> differ beyond the round-to-round spread.</summary>
     public bool DiffersBeyondSpread(CaseSummary baseline) =>
-        Rounds.Count > 1 && baseline.Rounds.Count > 1
-        && (MessagesPerSecondRange.Min > baseline.MessagesPerSecondRange.Max || MessagesPerSecondRange.Max < baseline.MessagesPerSecondRange.Min);
+        Stats.DifferBeyondSpread(Rounds.Select(r => r.MessagesPerSecond).ToArray(), baseline.Rounds.Select(r => r.MessagesPerSecond).ToArray());
 
-    /// <summary>The median of the values that are there (the mean of the middle two for an even count), or null.</summary>
-    public static double? Median(IEnumerable<double?> values)
-    {
-        double[] sorted = values.OfType<double>().Order().ToArray();
-        return sorted.Length == 0 ? null : (sorted[(sorted.Length - 1) / 2] + sorted[sorted.Length / 2]) / 2;
-    }
+    private static double? Median(IEnumerable<double?> values) => Stats.Median(values);
 
-    private static double? Median(IEnumerable<double> values) => Median(values.Select(v => (double?)v));
-
-    private static CoreSplit? MedianSplit(IEnumerable<CoreSplit?> splits)
-    {
-        CoreSplit[] known = splits.OfType<CoreSplit>().ToArray();
-        return known.Length == 0
-            ? null
-            : new CoreSplit(Median(known.Select(k => k.Own)) ?? 0, Median(known.Select(k => k.Others)), Median(known.Select(k => k.Idle)));
-    }
+    private static double? Median(IEnumerable<double> values) => Stats.Median(values.Select(v => (double?)v));
 }

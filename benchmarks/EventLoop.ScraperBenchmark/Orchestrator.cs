@@ -323,7 +323,7 @@ internal static partial class Orchestrator
             "**pages/s**: as each client reports it for its measured part; **rounds' range**: its slowest and fastest round.",
             "**vs aiohttp on uvloop**: the ratio of medians; **bold** only where every round of the one beat every round of the other (the ranges do not overlap), so a plain ratio is within the round-to-round spread.",
             "**client / site CPU µs/page**: each process's CPU time (utime + stime, `/proc/<pid>/stat`, sampled every 10 ms) over the client's measured part, per page. The part's end is when the client's last line arrived and its length is pages / (pages/s), so each figure is good to a sample or a 10 ms tick, a few per cent of a run this short.",
-            "**client core, site core**: how each pinned process's core spent that part, as shares of wall-clock time: the process itself, **others** (time the hypervisor stole, other processes on the shared machine, interrupts) and **idle**. A site core with no idle time means the site, not the client, set the pace.",
+            "**client core, site core**: how each pinned process's core spent that part, as shares of wall-clock time: the process itself, **others** (time the hypervisor stole, other processes on the shared machine, interrupts) and **idle**, each the median of its rounds (so the three need not add up to exactly 100%). A site core with no idle time means the site, not the client, set the pace.",
         ]);
         AppendBullets(md, "Clients:", specs.Select(spec => $"**{spec.Name}**: {spec.Description}"));
         AppendBullets(md, "Notes:", notes);

@@ -44,8 +44,8 @@ internal static class Report
 
         md.AppendLine(Inv, $"Load generator: {client.Description}. {options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case. {RoundsText(options.Rounds)} {pinning}");
         md.AppendLine();
-        md.AppendLine("| server | message | msg/s | rounds' range | vs threadpool | server CPU µs/msg (range) | server kernel time | server core: server / others / idle | client core: client / others / idle | errors / wrong bytes |");
-        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        md.AppendLine("| server | message | msg/s | rounds' range | vs threadpool | server CPU µs/msg (range) | server kernel time | client CPU µs/msg | server core: server / others / idle | client core: client / others / idle | errors / wrong bytes |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (int size in options.Sizes)
         {
             CaseSummary? baseline = results.FirstOrDefault(r => r.Server == Baseline && r.Size == size && r.MessagesPerSecond > 0);
@@ -63,7 +63,7 @@ internal static class Report
                     ? r.ServerMicrosRange is { } range && r.Rounds.Count > 1 ? string.Create(Inv, $"{us:N1} ({range.Min:N1}–{range.Max:N1})") : us.ToString("N1", Inv)
                     : "n/a";
                 string note = r.Note is null ? "" : $" ({r.Note})";
-                md.AppendLine(Inv, $"| {r.Server}{note} | {FormatSize(size)} | {r.MessagesPerSecond:N0} | {low:N0}–{high:N0} | {ratio} | {cpu} | {Percent(r.ServerKernelShare)} | {Split(r.ServerCoreSplit)} | {Split(r.ClientCoreSplit)} | {r.Errors} / {r.MismatchedBytes} |");
+                md.AppendLine(Inv, $"| {r.Server}{note} | {FormatSize(size)} | {r.MessagesPerSecond:N0} | {low:N0}–{high:N0} | {ratio} | {cpu} | {Percent(r.ServerKernelShare)} | {r.ClientMicrosPerMessage?.ToString("N1", Inv) ?? "n/a"} | {Split(r.ServerCoreSplit)} | {Split(r.ClientCoreSplit)} | {r.Errors} / {r.MismatchedBytes} |");
             }
         }
 
@@ -73,6 +73,7 @@ internal static class Report
             "**vs threadpool**: the ratio of medians; **bold** only where every round of the one beat every round of the other (the ranges do not overlap), so a plain ratio is within the round-to-round spread.",
             "**server CPU µs/msg**: the server process's CPU time (utime + stime of all its threads, from `/proc/<pid>/stat`, read by the client at the start and end of its measured window) per round trip. It moves less than msg/s on a shared machine, but not nothing: a busier server batches more messages per wake-up.",
             "**server kernel time**: the share of that CPU time spent in the kernel (stime): system calls, and on loopback the TCP stack's work for the packets this process sends.",
+            "**client CPU µs/msg**: the load generator's own CPU time (getrusage) per round trip, for comparison: on loopback the client pays the kernel's TCP work for its sends as the server does for its replies, so even a client that does nothing else costs about as much per message as the leanest server.",
             "**server core, client core**: how each pinned process's core spent the measured window, as shares of wall-clock time: the process itself (its CPU time), **others** (time the hypervisor stole for other machines, other processes on the shared machine, interrupts: the window less the process and idle time, from `/proc/stat`) and **idle**, each the median of its rounds (so the three need not add up to exactly 100%). A core with no idle time was the limit; a client core at ~0% idle means that case measured the client (or what else ran on its core) as much as the server.",
             "**errors / wrong bytes**: failed connections, and reply bytes that differed from the bytes sent, summed over all rounds (every byte is checked).",
         ]);

@@ -15,6 +15,9 @@ internal sealed record CaseResult(string Server, int Size, Measurement? Measured
     /// <summary>The server's CPU time per round trip, in microseconds.</summary>
     public double? ServerMicrosPerMessage => Measured is { Server: { } s, Messages: > 0 } m ? s.Total * 1e6 / m.Messages : null;
 
+    /// <summary>The client's CPU time per round trip, in microseconds.</summary>
+    public double? ClientMicrosPerMessage => Measured is { Messages: > 0 } m ? m.Client.Total * 1e6 / m.Messages : null;
+
     /// <summary>The share of the server's CPU time spent in the kernel (stime).</summary>
     public double? ServerKernelShare => Measured?.Server is { Total: > 0 } s ? s.System / s.Total : null;
 
@@ -50,6 +53,9 @@ internal sealed record CaseSummary(string Server, int Size, IReadOnlyList<CaseRe
         Rounds.All(r => r.ServerMicrosPerMessage is not null)
             ? (Rounds.Min(r => r.ServerMicrosPerMessage!.Value), Rounds.Max(r => r.ServerMicrosPerMessage!.Value))
             : null;
+
+    /// <summary>Median client CPU microseconds per round trip.</summary>
+    public double? ClientMicrosPerMessage => Median(Rounds.Select(r => r.ClientMicrosPerMessage));
 
     /// <summary>Median share of the server's CPU time spent in the kernel.</summary>
     public double? ServerKernelShare => Median(Rounds.Select(r => r.ServerKernelShare));

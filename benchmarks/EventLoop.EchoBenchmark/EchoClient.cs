@@ -2,12 +2,16 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using EventLoop.Benchmarking;
 
 namespace EventLoop.EchoBenchmark;
 
 /// <summary>
-/// The load generator: plain async sockets on the thread pool, N connections each sending one M-byte message
-/// and reading the whole echo back before the next (ping-pong). Counts round trips after a warm-up.
+/// The fallback load generator, used when no C compiler can build benchmarks/echo/echo_client.c (or with
+/// <c>--client dotnet</c>): plain async sockets on the thread pool, N connections each sending one M-byte
+/// message and reading the whole echo back before the next (ping-pong). Counts round trips after a warm-up,
+/// compares every byte of every reply with what was sent, and reports the same RESULT line as the C client.
+/// It runs near 100% of its core against the faster servers, so its figures measure the client too.
 /// </summary>
 internal static class EchoClient
 {
@@ -16,6 +20,7 @@ internal static class EchoClient
         string host = "127.0.0.1";
         int port = 0, connections = 32, size = 1024;
         double duration = 5, warmup = 1;
+        int serverPid = 0;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -27,6 +32,7 @@ internal static class EchoClient
                 case "--size": size = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--duration": duration = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--warmup": warmup = double.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--server-pid": serverPid = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 default: throw new ArgumentException($"Unknown client option '{args[i]}'.");
             }
         }
@@ -36,16 +42,13 @@ internal static class EchoClient
             throw new ArgumentException("client needs --port.");
         }
 
-        Result result = await RunAsync(new IPEndPoint(IPAddress.Parse(host), port), connections, size,
-            TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(duration));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"RESULT messages={result.Messages} seconds={result.Seconds:F3} errors={result.Errors} mismatches={result.Mismatches}"));
-        return result.Errors == 0 && result.Mismatches == 0 ? 0 : 1;
+        Measurement result = await RunAsync(new IPEndPoint(IPAddress.Parse(host), port), connections, size,
+            TimeSpan.FromSeconds(warmup), TimeSpan.FromSeconds(duration), serverPid);
+        Console.WriteLine(result.ToResultLine());
+        return result.Errors == 0 && result.MismatchedBytes == 0 ? 0 : 1;
     }
 
-    internal readonly record struct Result(long Messages, double Seconds, int Errors, long Mismatches);
-
-    public static async Task<Result> RunAsync(IPEndPoint endpoint, int connections, int size, TimeSpan warmup, TimeSpan duration)
+    public static async Task<Measurement> RunAsync(IPEndPoint endpoint, int connections, int size, TimeSpan warmup, TimeSpan duration, int serverPid)
     {
         var sockets = new Socket[connections];
         for (int i = 0; i < connections; i++)
@@ -74,7 +77,13 @@ internal static class EchoClient
                     long round = 0;
                     while (!stop.IsCancellationRequested)
                     {
-                        message[0] = (byte)round; // each message differs from the last
+                        // Each message differs from the last: its first bytes carry the round number.
+                        BitConverter.TryWriteBytes(message.AsSpan(0, Math.Min(size, sizeof(long))), round);
+                        if (size < sizeof(long))
+                        {
+                            message[0] = (byte)round;
+                        }
+
                         await socket.SendAsync(message, SocketFlags.None);
                         int received = 0;
                         while (received < size)
@@ -88,9 +97,9 @@ internal static class EchoClient
                             received += n;
                         }
 
-                        if (reply[0] != message[0] || reply[size - 1] != message[size - 1])
+                        if (!reply.AsSpan().SequenceEqual(message))
                         {
-                            Interlocked.Increment(ref mismatches);
+                            Interlocked.Add(ref mismatches, CountMismatches(reply, message));
                         }
 
                         round++;
@@ -119,12 +128,25 @@ internal static class EchoClient
             return sum;
         }
 
+        using var self = Process.GetCurrentProcess();
+        ProcessCpu OwnCpu()
+        {
+            self.Refresh();
+            return new ProcessCpu(self.UserProcessorTime.TotalSeconds, self.PrivilegedProcessorTime.TotalSeconds);
+        }
+
         await Task.Delay(warmup);
         long startCount = Total();
         long start = Stopwatch.GetTimestamp();
+        ProcessCpu client0 = OwnCpu();
+        ProcessCpu? server0 = serverPid > 0 ? ProcStat.Process(serverPid) : null;
+        CoreTimes[]? cores0 = ProcStat.Cores();
         await Task.Delay(duration);
         long endCount = Total();
         double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        ProcessCpu client1 = OwnCpu();
+        ProcessCpu? server1 = serverPid > 0 ? ProcStat.Process(serverPid) : null;
+        CoreTimes[]? cores1 = ProcStat.Cores();
         stop.Cancel();
         foreach (Socket socket in sockets)
         {
@@ -132,6 +154,18 @@ internal static class EchoClient
         }
 
         await Task.WhenAll(workers);
-        return new Result(endCount - startCount, seconds, errors, mismatches);
+        ProcessCpu? server = server0 is { } s0 && server1 is { } s1 ? s1 - s0 : null;
+        return new Measurement(endCount - startCount, seconds, errors, mismatches, client1 - client0, server, ProcStat.Between(cores0, cores1));
+    }
+
+    private static long CountMismatches(ReadOnlySpan<byte> reply, ReadOnlySpan<byte> sent)
+    {
+        long count = 0;
+        for (int i = 0; i < sent.Length; i++)
+        {
+            count += reply[i] != sent[i] ? 1 : 0;
+        }
+
+        return count;
     }
 }

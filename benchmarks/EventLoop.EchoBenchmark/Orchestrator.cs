@@ -2,34 +2,32 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.RegularExpressions;
 
 using static EventLoop.Benchmarking.BenchProcess;
 
 namespace EventLoop.EchoBenchmark;
 
-/// <summary>One measured case.</summary>
-internal sealed record CaseResult(string Server, int Size, double MessagesPerSecond, string? Note)
-{
-    public double MiBPerSecond => MessagesPerSecond * Size / (1024.0 * 1024.0);
-}
-
 /// <summary>How to start one server: a command line, given the port.</summary>
 internal sealed record ServerSpec(string Name, string Description, Func<int, (string File, string[] Args)> Command);
 
 /// <summary>Starts each server pinned to core 0, drives it with the client pinned to core 1, and reports.</summary>
-internal static partial class Orchestrator
+internal static class Orchestrator
 {
     private const string Host = "127.0.0.1";
 
+    /// <summary>The cores server and client are pinned to.</summary>
+    private const int ServerCore = 0, ClientCore = 1;
+
     public static async Task<int> RunAsync(Options options)
     {
+        string loadBefore = LoadAverage();
         string repo = FindRepositoryRoot();
         string outDir = PrepareOutputDirectory(repo, options.OutDir);
         bool pin = CanPin(options.Pin);
         var notes = new List<string>();
-        var results = new List<CaseResult>();
+        var results = new List<CaseSummary>();
         var described = new List<ServerSpec>();
+        ClientSpec client = ChooseClient(repo, options, notes);
 
         // Every server is measured in each round, in an order that rotates from round to round, and the report
         // gives each case's median: a shared machine's speed drifts, and a server measured only once, always
@@ -63,7 +61,7 @@ internal static partial class Orchestrator
                     {
                         foreach (int size in options.Sizes)
                         {
-                            CaseResult result = await RunClientAsync(spec.Name, port, size, options, pin);
+                            CaseResult result = await RunClientAsync(client, spec.Name, server.Id, port, size, options, pin);
                             if (!samples.TryGetValue((name, size), out List<CaseResult>? list))
                             {
                                 samples[(name, size)] = list = [];
@@ -71,7 +69,7 @@ internal static partial class Orchestrator
 
                             list.Add(result);
                             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                                $"round {round + 1}/{options.Rounds} {spec.Name,-10} {Report.FormatSize(size),7}: {result.MessagesPerSecond,12:N0} msg/s {result.MiBPerSecond,9:N1} MiB/s {result.Note}"));
+                                $"round {round + 1}/{options.Rounds} {spec.Name,-10} {Report.FormatSize(size),7}: {result.MessagesPerSecond,12:N0} msg/s, server {result.ServerMicrosPerMessage,6:N1} us/msg, {result.ServerCore(pin ? ServerCore : null)?.Own,4:P0} of its core ({result.ServerCore(pin ? ServerCore : null)?.Idle,4:P0} idle), client {result.ClientCore(pin ? ClientCore : null)?.Own,4:P0} of its core ({result.ClientCore(pin ? ClientCore : null)?.Idle,4:P0} idle) {result.Note}"));
                         }
                     }
                     finally
@@ -95,29 +93,45 @@ internal static partial class Orchestrator
             {
                 if (samples.TryGetValue((name, size), out List<CaseResult>? list))
                 {
-                    results.Add(Median(list));
+                    results.Add(new CaseSummary(name, size, list, pin ? ServerCore : null, pin ? ClientCore : null));
                 }
             }
         }
 
         string markdownPath = Path.Combine(outDir, "echo.md");
         string chartPath = Path.Combine(outDir, "echo.png");
-        string markdown = Report.Markdown(results, described, notes, options, pin);
+        string markdown = Report.Markdown(results, described, client, notes, options, pin, loadBefore);
         await File.WriteAllTextAsync(markdownPath, markdown);
-        Report.Chart(results, options, chartPath);
+        Report.Chart(results, options, client, chartPath);
         Console.WriteLine();
         Console.WriteLine(markdown);
-        Console.WriteLine($"Wrote {markdownPath} and {chartPath}");
+        Console.WriteLine($"Wrote {markdownPath}, {chartPath} and {Path.ChangeExtension(chartPath, null)}-cpu.png");
         return results.Count > 0 ? 0 : 1;
     }
 
-    /// <summary>The round with the median msg/s (the lower middle one for an even count); notes of every round kept.</summary>
-    private static CaseResult Median(List<CaseResult> rounds)
+    /// <summary>
+    /// The C client unless --client dotnet was asked for; the .NET client, said so in the notes, when the C one
+    /// cannot be built.
+    /// </summary>
+    private static ClientSpec ChooseClient(string repo, Options options, List<string> notes)
     {
-        CaseResult[] sorted = rounds.OrderBy(r => r.MessagesPerSecond).ToArray();
-        CaseResult middle = sorted[(sorted.Length - 1) / 2];
-        string? note = string.Join("; ", rounds.Select(r => r.Note).Where(n => n is not null).Distinct());
-        return middle with { Note = note.Length == 0 ? null : note };
+        var dotnetClient = new ClientSpec("dotnet", DotnetHost(), [typeof(Orchestrator).Assembly.Location, "client"],
+            ".NET client (`client` role of this harness: async sockets on the thread pool, every reply byte checked); it runs near 100% of its core against the faster servers, so its figures measure the client as much as the server");
+        if (options.Client == "dotnet")
+        {
+            return dotnetClient;
+        }
+
+        (ClientSpec? native, string? problem) = NativeClient.Build(repo);
+        if (native is not null)
+        {
+            return native;
+        }
+
+        string message = $"The C client could not be used: {problem}. FELL BACK to the .NET client, which runs near 100% of its core: these figures measure the client as much as the servers.";
+        Console.Error.WriteLine(message);
+        notes.Add($"**{message}**");
+        return dotnetClient;
     }
 
     private static List<ServerSpec> Candidates(string name, string repo, Options options, List<string> notes)
@@ -225,45 +239,40 @@ internal static partial class Orchestrator
         return process;
     }
 
-    private static async Task<CaseResult> RunClientAsync(string server, int port, int size, Options options, bool pin)
+    private static async Task<CaseResult> RunClientAsync(ClientSpec client, string server, int serverPid, int port, int size, Options options, bool pin)
     {
-        string self = typeof(Orchestrator).Assembly.Location;
         string[] args =
         [
-            self, "client", "--host", Host, "--port", Str(port), "--connections", Str(options.Connections), "--size", Str(size),
+            .. client.Prefix, "--host", Host, "--port", Str(port), "--connections", Str(options.Connections), "--size", Str(size),
             "--duration", options.Duration.ToString(CultureInfo.InvariantCulture), "--warmup", options.Warmup.ToString(CultureInfo.InvariantCulture),
+            "--server-pid", Str(serverPid),
         ];
-        using Process client = Start(DotnetHost(), args, pin ? "1" : null);
-        Task<string> stdout = client.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = client.StandardError.ReadToEndAsync();
+        using Process process = Start(client.File, args, pin ? Str(ClientCore) : null);
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.Duration + options.Warmup + 60));
         try
         {
-            await client.WaitForExitAsync(timeout.Token);
+            await process.WaitForExitAsync(timeout.Token);
         }
         catch (OperationCanceledException)
         {
-            StopProcess(client);
-            return new CaseResult(server, size, 0, "client timed out");
+            StopProcess(process);
+            return new CaseResult(server, size, null, "client timed out");
         }
 
-        string output = await stdout;
-        Match match = ResultLine().Match(output);
-        if (!match.Success)
+        Measurement? measured = Measurement.Parse(await stdout);
+        if (measured is null)
         {
-            return new CaseResult(server, size, 0, $"client failed: {(await stderr).Split('\n').FirstOrDefault()}");
+            string error = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? $"exit code {process.ExitCode}";
+            return new CaseResult(server, size, null, $"client failed: {error}");
         }
 
-        long messages = long.Parse(match.Groups["messages"].Value, CultureInfo.InvariantCulture);
-        double seconds = double.Parse(match.Groups["seconds"].Value, CultureInfo.InvariantCulture);
-        int errorCount = int.Parse(match.Groups["errors"].Value, CultureInfo.InvariantCulture);
-        long mismatches = long.Parse(match.Groups["mismatches"].Value, CultureInfo.InvariantCulture);
-        string? note = errorCount > 0 || mismatches > 0 ? $"{errorCount} connection errors, {mismatches} wrong replies" : null;
-        return new CaseResult(server, size, messages / seconds, note);
+        string? note = measured.Errors > 0 || measured.MismatchedBytes > 0
+            ? $"{measured.Errors} connection errors, {measured.MismatchedBytes} mismatched bytes"
+            : measured.Server is null ? "the server's CPU time could not be read" : null;
+        return new CaseResult(server, size, measured, note);
     }
-
-    [GeneratedRegex(@"RESULT messages=(?<messages>\d+) seconds=(?<seconds>[\d.]+) errors=(?<errors>\d+) mismatches=(?<mismatches>\d+)")]
-    private static partial Regex ResultLine();
 
     private static string UvloopVersion(string python) => Capture(python, "-c", "import uvloop; print(uvloop.__version__)");
 

@@ -2,9 +2,12 @@ using System.Globalization;
 using EventLoop.EchoBenchmark;
 
 // The echo benchmark (issue 4). Three roles in one program:
-//   run     (default) the orchestrator: starts each server pinned to core 0, drives it with the client pinned
-//           to core 1, for each message size; writes benchmarks/results/echo.md and echo.png.
-//   client  N connections doing request/response ping-pong of M-byte messages; prints one RESULT line.
+//   run     (default) the orchestrator: starts each server pinned to core 0, drives it with the load generator
+//           pinned to core 1, for each message size; writes benchmarks/results/echo.md, echo.png and echo-cpu.png.
+//           The load generator is benchmarks/echo/echo_client.c (epoll, every reply byte checked), compiled
+//           with the machine's C compiler; without one, the `client` role below stands in, said so in the report.
+//   client  the .NET fallback load generator: N connections doing request/response ping-pong of M-byte
+//           messages; prints the same RESULT line as the C client.
 //   server  threadpool | loop --loop managed|libuv: an echo server; prints one line naming its address.
 // See Options.Usage for the flags.
 try
@@ -46,6 +49,8 @@ namespace EventLoop.EchoBenchmark
               --duration SECONDS  measured time per case (default 5)
               --warmup SECONDS    unmeasured time before each case (default 3: .NET servers are still tiering up their JIT code after 1 s)
               --rounds N          measure every server N times, in rotating order, and report medians (default 3)
+              --client c|dotnet   the load generator: c (default; benchmarks/echo/echo_client.c, built with gcc/cc)
+                                  or dotnet (the `client` role, which runs near 100% of its core)
               --quick             duration 1 s, warm-up 0.3 s, one round (a smoke run)
               --server-inproc     serve managed/libuv from this harness's own loop echo server instead of the samples runner
               --out DIR           results folder (default benchmarks/results under the repository)
@@ -53,7 +58,7 @@ namespace EventLoop.EchoBenchmark
               --inline-completions  run every .NET server with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
                                   (socket completions on the epoll thread instead of a thread-pool hop)
             Roles used by the orchestrator:
-              client --host H --port N --connections N --size BYTES --duration S --warmup S
+              client --host H --port N --connections N --size BYTES --duration S --warmup S [--server-pid PID]
               server threadpool|loop [--loop managed|libuv] --host H --port N
             """;
 
@@ -68,6 +73,7 @@ namespace EventLoop.EchoBenchmark
         public string? OutDir { get; init; }
         public bool ServersGiven { get; init; }
         public bool InlineCompletions { get; init; }
+        public string Client { get; init; } = "c";
 
         public static Options Parse(string[] args)
         {
@@ -88,6 +94,7 @@ namespace EventLoop.EchoBenchmark
                     case "--no-pin": o = o with { Pin = false }; break;
                     case "--inline-completions": o = o with { InlineCompletions = true }; break;
                     case "--out": o = o with { OutDir = Next() }; break;
+                    case "--client": o = o with { Client = Next() }; break;
                     default: throw new ArgumentException($"Unknown option '{args[i]}'.");
                 }
             }
@@ -96,6 +103,11 @@ namespace EventLoop.EchoBenchmark
             if (o.Servers.FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             {
                 throw new ArgumentException($"Unknown server '{unknown}' ({string.Join(", ", known)}).");
+            }
+
+            if (o.Client is not ("c" or "dotnet"))
+            {
+                throw new ArgumentException($"--client must be c or dotnet, not '{o.Client}'.");
             }
 
             if (o.Connections <= 0 || o.Duration <= 0 || o.Rounds <= 0 || o.Warmup < 0 || o.Sizes.Any(s => s <= 0))

@@ -1,93 +1,136 @@
 using System.Globalization;
 using System.Text;
+using EventLoop.Benchmarking;
 using ScottPlot;
 
 using static EventLoop.Benchmarking.BenchProcess;
 
 namespace EventLoop.EchoBenchmark;
 
-/// <summary>The Markdown table and the PNG chart.</summary>
+/// <summary>The Markdown table and the PNG charts.</summary>
 internal static class Report
 {
     private const string Baseline = "threadpool";
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     private static string RoundsText(int rounds) => rounds == 1
-        ? "One round."
+        ? "One round (no spread to judge a difference by)."
         : $"Each figure is the median of {rounds} rounds; every round measures every server, in an order that rotates from round to round.";
 
     public static string FormatSize(int size) =>
         size % 1024 == 0 ? $"{size / 1024} KiB" : $"{size} B";
 
-    public static string Markdown(List<CaseResult> results, List<ServerSpec> servers, List<string> notes, Options options, bool pinned)
+    private static string Split(CoreSplit? split) => split?.Format() ?? "n/a";
+
+    private static string Percent(double? value) => Stats.Percent(value);
+
+    public static string Markdown(List<CaseSummary> results, List<ServerSpec> servers, ClientSpec client, List<string> notes, Options options, bool pinned, string loadBefore)
     {
         var md = new StringBuilder();
-        CultureInfo inv = CultureInfo.InvariantCulture;
         md.AppendLine("# Echo benchmark");
         md.AppendLine();
-        md.AppendLine(inv, $"Made {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {CpuModel()} ({Environment.ProcessorCount} cores), .NET {Environment.Version}, with:");
+        md.AppendLine(Inv, $"Made {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {CpuModel()} (`nproc`: {Environment.ProcessorCount}), .NET {Environment.Version}; load average (1, 5, 15 min) before the run {loadBefore}, after it {LoadAverage()}. Command:");
         md.AppendLine();
         md.AppendLine("```");
         string arguments = string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
         md.AppendLine(("dotnet build EventLoop.sln -c Release && dotnet benchmarks/EventLoop.EchoBenchmark/bin/Release/net10.0/EventLoop.EchoBenchmark.dll " + arguments).TrimEnd());
         md.AppendLine("```");
         md.AppendLine();
-        string pinning = pinned ? "Server pinned to core 0 and client to core 1 with `taskset`." : "Not pinned (no taskset, or --no-pin).";
+        string pinning = pinned ? "Server pinned to core 0 and client to core 1 with `taskset`." : "Not pinned (no taskset, or --no-pin): core use is over wall time.";
         if (options.InlineCompletions)
         {
             pinning += " .NET servers ran with `DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1`.";
         }
 
-        md.AppendLine(inv, $"{options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case. {RoundsText(options.Rounds)} {pinning}");
+        md.AppendLine(Inv, $"Load generator: {client.Description}. {options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case. {RoundsText(options.Rounds)} {pinning}");
         md.AppendLine();
-        md.AppendLine("| server | message | msg/s | MiB/s | vs threadpool |");
-        md.AppendLine("| --- | ---: | ---: | ---: | ---: |");
+        md.AppendLine("| server | message | msg/s | rounds' range | vs threadpool | server CPU µs/msg (range) | server kernel time | client CPU µs/msg | server core: server / others / idle | client core: client / others / idle | errors / wrong bytes |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (int size in options.Sizes)
         {
-            double? baseline = results.FirstOrDefault(r => r.Server == Baseline && r.Size == size && r.MessagesPerSecond > 0)?.MessagesPerSecond;
-            foreach (CaseResult r in results.Where(r => r.Size == size))
+            CaseSummary? baseline = results.FirstOrDefault(r => r.Server == Baseline && r.Size == size && r.MessagesPerSecond > 0);
+            foreach (CaseSummary r in results.Where(r => r.Size == size))
             {
-                string ratio = baseline is { } b && r.MessagesPerSecond > 0 ? (r.MessagesPerSecond / b).ToString("0.00x", inv) : "";
+                string ratio = "";
+                if (baseline is not null && r.MessagesPerSecond > 0)
+                {
+                    ratio = (r.MessagesPerSecond / baseline.MessagesPerSecond).ToString("0.00x", Inv);
+                    ratio = r != baseline && r.DiffersBeyondSpread(baseline) ? $"**{ratio}**" : ratio;
+                }
+
+                (double low, double high) = r.MessagesPerSecondRange;
+                string cpu = r.ServerMicrosPerMessage is { } us
+                    ? r.ServerMicrosRange is { } range && r.Rounds.Count > 1 ? string.Create(Inv, $"{us:N1} ({range.Min:N1}–{range.Max:N1})") : us.ToString("N1", Inv)
+                    : "n/a";
                 string note = r.Note is null ? "" : $" ({r.Note})";
-                md.AppendLine(inv, $"| {r.Server}{note} | {FormatSize(size)} | {r.MessagesPerSecond:N0} | {r.MiBPerSecond:N1} | {ratio} |");
+                md.AppendLine(Inv, $"| {r.Server}{note} | {FormatSize(size)} | {r.MessagesPerSecond:N0} | {low:N0}–{high:N0} | {ratio} | {cpu} | {Percent(r.ServerKernelShare)} | {r.ClientMicrosPerMessage?.ToString("N1", Inv) ?? "n/a"} | {Split(r.ServerCoreSplit)} | {Split(r.ClientCoreSplit)} | {r.Errors} / {r.MismatchedBytes} |");
             }
         }
 
+        AppendBullets(md, "How to read it:",
+        [
+            "**msg/s**: round trips per second, all connections; **rounds' range**: the slowest and the fastest round.",
+            "**vs threadpool**: the ratio of medians; **bold** only where every round of the one beat every round of the other (the ranges do not overlap), so a plain ratio is within the round-to-round spread.",
+            "**server CPU µs/msg**: the server process's CPU time (utime + stime of all its threads, from `/proc/<pid>/stat`, read by the client at the start and end of its measured window) per round trip. It moves less than msg/s on a shared machine, but not nothing: a busier server batches more messages per wake-up.",
+            "**server kernel time**: the share of that CPU time spent in the kernel (stime): system calls, and on loopback the TCP stack's work for the packets this process sends.",
+            "**client CPU µs/msg**: the load generator's own CPU time (getrusage) per round trip, for comparison: on loopback the client pays the kernel's TCP work for its sends as the server does for its replies, so even a client that does nothing else costs about as much per message as the leanest server.",
+            "**server core, client core**: how each pinned process's core spent the measured window, as shares of wall-clock time: the process itself (its CPU time), **others** (time the hypervisor stole for other machines, other processes on the shared machine, interrupts: the window less the process and idle time, from `/proc/stat`) and **idle**, each the median of its rounds (so the three need not add up to exactly 100%). A core with no idle time was the limit; a client core at ~0% idle means that case measured the client (or what else ran on its core) as much as the server.",
+            "**errors / wrong bytes**: failed connections, and reply bytes that differed from the bytes sent, summed over all rounds (every byte is checked).",
+        ]);
         AppendBullets(md, "Servers:", servers.Select(spec => $"**{spec.Name}**: {spec.Description}"));
         AppendBullets(md, "Notes:", notes);
 
         md.AppendLine();
         md.AppendLine("![echo throughput relative to the .NET thread-pool server](echo.png)");
+        md.AppendLine();
+        md.AppendLine("![server CPU time per round trip](echo-cpu.png)");
         return md.ToString();
     }
 
-    /// <summary>Grouped bars: one group per message size, one bar per server, height = msg/s relative to the thread-pool server.</summary>
-    public static void Chart(List<CaseResult> results, Options options, string path)
+    /// <summary>Two charts: msg/s relative to the thread-pool server, and the server's CPU µs per round trip.</summary>
+    public static void Chart(List<CaseSummary> results, Options options, ClientSpec client, string path)
+    {
+        bool relative = results.Any(r => r.Server == Baseline && r.MessagesPerSecond > 0);
+        Bars(results, options, path,
+            $"TCP echo, {options.Connections} connections, ping-pong (server on one core; {client.Name} client)",
+            relative ? "msg/s relative to the .NET thread-pool server" : "thousand msg/s",
+            r =>
+            {
+                double baseline = results.FirstOrDefault(b => b.Server == Baseline && b.Size == r.Size)?.MessagesPerSecond ?? 0;
+                return relative ? (baseline > 0 ? r.MessagesPerSecond / baseline : null) : r.MessagesPerSecond / 1000.0;
+            },
+            relative ? "0.00" : "0");
+        Bars(results, options, Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + "-cpu.png"),
+            $"Server CPU time per round trip, {options.Connections} connections (lower is better)",
+            "server CPU µs per message (user + kernel)",
+            r => r.ServerMicrosPerMessage,
+            "0.0");
+    }
+
+    /// <summary>Grouped bars: one group per message size, one bar per server.</summary>
+    private static void Bars(List<CaseSummary> results, Options options, string path, string title, string yLabel, Func<CaseSummary, double?> value, string format)
     {
         var plot = new Plot();
         string[] servers = results.Select(r => r.Server).Distinct().ToArray();
-        bool relative = results.Any(r => r.Server == Baseline && r.MessagesPerSecond > 0);
         var palette = new ScottPlot.Palettes.Category10();
         var bars = new List<Bar>();
         double groupWidth = servers.Length + 1;
         for (int g = 0; g < options.Sizes.Length; g++)
         {
-            int size = options.Sizes[g];
-            double baseline = results.FirstOrDefault(r => r.Server == Baseline && r.Size == size)?.MessagesPerSecond ?? 0;
             for (int s = 0; s < servers.Length; s++)
             {
-                CaseResult? r = results.FirstOrDefault(x => x.Server == servers[s] && x.Size == size);
-                if (r is null)
+                CaseSummary? r = results.FirstOrDefault(x => x.Server == servers[s] && x.Size == options.Sizes[g]);
+                if (r is null || value(r) is not { } v)
                 {
                     continue;
                 }
 
-                double value = relative ? (baseline > 0 ? r.MessagesPerSecond / baseline : 0) : r.MessagesPerSecond / 1000.0;
                 bars.Add(new Bar
                 {
                     Position = (g * groupWidth) + s,
-                    Value = value,
+                    Value = v,
                     FillColor = palette.GetColor(s),
-                    Label = relative ? value.ToString("0.00", CultureInfo.InvariantCulture) : value.ToString("0", CultureInfo.InvariantCulture),
+                    Label = v.ToString(format, Inv),
                 });
             }
         }
@@ -106,8 +149,8 @@ internal static class Report
         plot.Legend.IsVisible = true;
         plot.Legend.Orientation = Orientation.Horizontal;
         plot.Legend.Alignment = Alignment.UpperCenter;
-        plot.Title($"TCP echo, {options.Connections} connections, ping-pong (server on one core)");
-        plot.YLabel(relative ? "msg/s relative to the .NET thread-pool server" : "thousand msg/s");
+        plot.Title(title);
+        plot.YLabel(yLabel);
         plot.XLabel("message size");
         plot.Axes.Margins(bottom: 0, top: 0.35); // room for the legend above the bars
         plot.SavePng(path, 1000, 560);

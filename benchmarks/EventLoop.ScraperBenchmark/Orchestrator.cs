@@ -4,13 +4,32 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
+using EventLoop.Benchmarking;
 
 using static EventLoop.Benchmarking.BenchProcess;
 
 namespace EventLoop.ScraperBenchmark;
 
-/// <summary>One client's measured result: the best of its runs.</summary>
-internal sealed record ClientResult(string Client, double PagesPerSecond, int Fetched, string? Note);
+/// <summary>One measured run of one client.</summary>
+/// <param name="Client">The client's name.</param>
+/// <param name="PagesPerSecond">As the client reported it (0 when it failed).</param>
+/// <param name="Fetched">Pages fetched in the measured part.</param>
+/// <param name="Window">CPU times over the measured part (its end is when the client's last line arrived).</param>
+/// <param name="Note">What went wrong, if anything.</param>
+internal sealed record ClientRun(string Client, double PagesPerSecond, int Fetched, CpuSampler.Window? Window, string? Note)
+{
+    /// <summary>The client's CPU time per page fetched, in microseconds.</summary>
+    public double? ClientMicrosPerPage => Window?.Processes[0] is { } cpu && Fetched > 0 ? cpu.Total * 1e6 / Fetched : null;
+
+    /// <summary>The site's CPU time per page fetched, in microseconds.</summary>
+    public double? SiteMicrosPerPage => Window?.Processes[1] is { } cpu && Fetched > 0 ? cpu.Total * 1e6 / Fetched : null;
+
+    /// <summary>How the client's core spent the window.</summary>
+    public CoreSplit? ClientCore(int? core) => Window is { Processes: [{ } cpu, _] } w ? CoreSplit.Of(w.Seconds, cpu, CoreSplit.Pick(w.Cores, core)) : null;
+
+    /// <summary>How the site's core spent the window.</summary>
+    public CoreSplit? SiteCore(int? core) => Window is { Processes: [_, { } cpu] } w ? CoreSplit.Of(w.Seconds, cpu, CoreSplit.Pick(w.Cores, core)) : null;
+}
 
 /// <summary>How to start one client, given the site's base URL.</summary>
 internal sealed record ClientSpec(string Name, string Description, Func<string, (string File, string[] Args)> Command);
@@ -21,8 +40,12 @@ internal static partial class Orchestrator
     private const string Host = "127.0.0.1";
     private const string Baseline = "aiohttp";
 
+    /// <summary>The cores the site and the clients are pinned to.</summary>
+    private const int SiteCore = 0, ClientCore = 1;
+
     public static async Task<int> RunAsync(Options options)
     {
+        string loadBefore = LoadAverage();
         string repo = FindRepositoryRoot();
         string outDir = PrepareOutputDirectory(repo, options.OutDir);
         bool pin = CanPin(options.Pin);
@@ -46,23 +69,23 @@ internal static partial class Orchestrator
             return 1;
         }
 
-        var results = new List<ClientResult>();
+        string pageSize = await PageSizeAsync(baseUrl, options.Pages);
+        await WarmUpSiteAsync(baseUrl, options);
+        // Every client runs once per round, in an order that rotates from round to round, and the report gives
+        // each client's median: a shared machine's speed drifts, and a client always measured in the same slot
+        // would carry that drift into its ratio.
+        var runs = specs.ToDictionary(spec => spec.Name, _ => new List<ClientRun>());
         try
         {
-            foreach (ClientSpec spec in specs)
+            for (int round = 0; round < options.Runs; round++)
             {
-                ClientResult? best = null;
-                for (int run = 0; run < options.Runs; run++)
+                foreach (ClientSpec spec in specs.Skip(round % specs.Count).Concat(specs.Take(round % specs.Count)))
                 {
-                    ClientResult result = await RunClientAsync(spec, baseUrl, pin, options);
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{spec.Name,-10} run {run + 1}: {result.PagesPerSecond,9:N0} pages/s {result.Note}"));
-                    if (best is null || result.PagesPerSecond > best.PagesPerSecond)
-                    {
-                        best = result;
-                    }
+                    ClientRun run = await RunClientAsync(spec, baseUrl, site.Id, pin, options);
+                    runs[spec.Name].Add(run);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"round {round + 1}/{options.Runs} {spec.Name,-10} {run.PagesPerSecond,9:N0} pages/s, client {run.ClientMicrosPerPage,6:N0} us/page, site {run.SiteMicrosPerPage,6:N0} us/page {run.Note}"));
                 }
-
-                results.Add(best!);
             }
         }
         finally
@@ -70,13 +93,13 @@ internal static partial class Orchestrator
             StopProcess(site);
         }
 
-        string markdown = Markdown(results, specs, notes, options, pin);
+        string markdown = Markdown(runs, specs, notes, options, pin, loadBefore, pageSize);
         string path = Path.Combine(outDir, "scraper.md");
         await File.WriteAllTextAsync(path, markdown);
         Console.WriteLine();
         Console.WriteLine(markdown);
         Console.WriteLine($"Wrote {path}");
-        return results.Any(r => r.PagesPerSecond > 0) ? 0 : 1;
+        return runs.Values.Any(list => list.Any(r => r.PagesPerSecond > 0)) ? 0 : 1;
     }
 
     /// <summary>The samples runner (site and loop clients), preferring the configuration this harness was built in.</summary>
@@ -154,11 +177,22 @@ internal static partial class Orchestrator
         return process;
     }
 
-    private static async Task<ClientResult> RunClientAsync(ClientSpec spec, string baseUrl, bool pin, Options options)
+    private static async Task<ClientRun> RunClientAsync(ClientSpec spec, string baseUrl, int sitePid, bool pin, Options options)
     {
         (string file, string[] args) = spec.Command(baseUrl);
-        using Process client = Start(file, args, pin ? "1" : null, DotnetRuntimeSettings);
-        Task<string> stdout = client.StandardOutput.ReadToEndAsync();
+        using Process client = Start(file, args, pin ? Str(ClientCore) : null, DotnetRuntimeSettings);
+        // The client's and the site's CPU time are sampled all along; the measured part is known only at the
+        // end, from the client's last line: it ended when that line arrived and lasted pages / (pages/s).
+        using var sampler = new CpuSampler([client.Id, sitePid], TimeSpan.FromMilliseconds(10));
+        var lastLine = new TaskCompletionSource<(string Line, long At)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line && FetchedLine().IsMatch(line))
+            {
+                lastLine.TrySetResult((line, Stopwatch.GetTimestamp()));
+            }
+        };
+        client.BeginOutputReadLine();
         Task<string> stderr = client.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120 + ((options.Pages + options.Warmup) / 100.0)));
         try
@@ -168,22 +202,61 @@ internal static partial class Orchestrator
         catch (OperationCanceledException)
         {
             StopProcess(client);
-            return new ClientResult(spec.Name, 0, 0, "timed out");
+            return new ClientRun(spec.Name, 0, 0, null, "timed out");
         }
 
-        string output = await stdout;
-        Match match = FetchedLine().Match(output);
-        if (!match.Success)
+        if (!lastLine.Task.IsCompleted)
         {
             string error = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? $"exit code {client.ExitCode}";
-            return new ClientResult(spec.Name, 0, 0, $"failed: {error}");
+            return new ClientRun(spec.Name, 0, 0, null, $"failed: {error}");
         }
 
+        (string text, long at) = await lastLine.Task;
+        Match match = FetchedLine().Match(text);
         int fetched = int.Parse(match.Groups["fetched"].Value, CultureInfo.InvariantCulture);
-        double seconds = double.Parse(match.Groups["seconds"].Value, CultureInfo.InvariantCulture);
         double rate = double.Parse(match.Groups["rate"].Value, CultureInfo.InvariantCulture);
+        CpuSampler.Window? window = rate > 0 ? sampler.Between(at - (long)(fetched / rate * Stopwatch.Frequency), at) : null;
         string? note = fetched < options.Pages ? $"{options.Pages - fetched} pages failed" : null;
-        return new ClientResult(spec.Name, seconds > 0 ? rate : 0, fetched, note);
+        return new ClientRun(spec.Name, rate, fetched, window, note);
+    }
+
+    /// <summary>
+    /// Serves the site some pages before the first round, unmeasured: without it the clients of round 1 met a
+    /// site whose code was still being compiled (2 to 3 times its later CPU time per page, in a run of this harness).
+    /// </summary>
+    private static async Task WarmUpSiteAsync(string baseUrl, Options options)
+    {
+        using var http = new HttpClient();
+        using var gate = new SemaphoreSlim(options.Concurrency);
+        int count = Math.Max(options.Warmup, 2000);
+        await Task.WhenAll(Enumerable.Range(options.Pages + 1, count).Select(async page =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                await http.GetByteArrayAsync($"{baseUrl}/{page.ToString(CultureInfo.InvariantCulture)}");
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        await Task.Delay(TimeSpan.FromSeconds(1)); // the runtime moves hot methods to optimised code after a short delay
+    }
+
+    /// <summary>The size of the site's pages: the body of the first, middle and last measured page.</summary>
+    private static async Task<string> PageSizeAsync(string baseUrl, int pages)
+    {
+        using var http = new HttpClient();
+        var sizes = new List<int>();
+        foreach (int page in new[] { 1, Math.Max(1, pages / 2), pages }.Distinct())
+        {
+            sizes.Add((await http.GetByteArrayAsync($"{baseUrl}/{page.ToString(CultureInfo.InvariantCulture)}")).Length);
+        }
+
+        return sizes.Min() == sizes.Max()
+            ? $"{sizes.Min():N0} bytes"
+            : string.Create(CultureInfo.InvariantCulture, $"{sizes.Min():N0}–{sizes.Max():N0} bytes");
     }
 
     /// <summary>The same runtime settings for every .NET process: workstation, non-concurrent GC.</summary>
@@ -192,13 +265,13 @@ internal static partial class Orchestrator
     [GeneratedRegex(@"Fetched (?<fetched>\d+) pages in (?<seconds>[\d.]+) sec \((?<rate>[\d.]+) pages/s\)")]
     private static partial Regex FetchedLine();
 
-    private static string Markdown(List<ClientResult> results, List<ClientSpec> specs, List<string> notes, Options options, bool pinned)
+    private static string Markdown(Dictionary<string, List<ClientRun>> runs, List<ClientSpec> specs, List<string> notes, Options options, bool pinned, string loadBefore, string pageSize)
     {
         CultureInfo inv = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
         md.AppendLine("# Scraper benchmark");
         md.AppendLine();
-        md.AppendLine(inv, $"Made {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {CpuModel()} ({Environment.ProcessorCount} cores), .NET {Environment.Version}, with:");
+        md.AppendLine(inv, $"Made {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {CpuModel()} (`nproc`: {Environment.ProcessorCount}), .NET {Environment.Version}; load average (1, 5, 15 min) before the run {loadBefore}, after it {LoadAverage()}. Command:");
         md.AppendLine();
         md.AppendLine("```");
         string arguments = string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
@@ -206,7 +279,12 @@ internal static partial class Orchestrator
         md.AppendLine("```");
         md.AppendLine();
         string pinning = pinned ? "The site is pinned to core 0 and each client to core 1 with `taskset`." : "Not pinned (no taskset, or --no-pin).";
-        md.AppendLine(inv, $"Each client fetches {options.Pages:N0} episode pages (`/1` ... `/{options.Pages}`, about 0.5 KB of HTML each) from the local stand-in podcast site at zero latency (`EventLoop.Samples site --loop {options.SiteLoop}`), {options.Concurrency} at a time over keep-alive HTTP/1.1 connections, takes each page's `<h1>`, and collects the titles in page order. {options.Warmup:N0} other pages are fetched first, unmeasured. Best of {options.Runs} run(s). {pinning}");
+        string rounds = options.Runs == 1
+            ? "One round (no spread to judge a difference by)."
+            : $"Each figure is the median of {options.Runs} rounds; every round runs every client once, in an order that rotates from round to round.";
+        md.AppendLine(inv, $"Each client fetches {options.Pages:N0} episode pages (`/1` ... `/{options.Pages}`) from the local stand-in podcast site at zero latency (`EventLoop.Samples site --loop {options.SiteLoop}`), {options.Concurrency} at a time over keep-alive HTTP/1.1 connections, takes each page's `<h1>`, and collects the titles in page order. {options.Warmup:N0} other pages are fetched first, unmeasured, by every client; before the first round the harness itself fetches {Math.Max(options.Warmup, 2000):N0}, so that no client meets a site still compiling its code. {rounds} {pinning}");
+        md.AppendLine();
+        md.AppendLine(inv, $"**Page size: {pageSize} of HTML per page** (pages `/1`, `/{Math.Max(1, options.Pages / 2)}` and `/{options.Pages}` as served in this run; the site has no page-size option, so this is the only size measured here). Pages this small make the benchmark mostly about per-request overhead (HTTP framing, connection handling, scheduling), not about moving bytes.");
         if (options.Quick)
         {
             md.AppendLine();
@@ -214,20 +292,41 @@ internal static partial class Orchestrator
         }
 
         md.AppendLine();
-        md.AppendLine("| client | pages/s | vs aiohttp on uvloop |");
-        md.AppendLine("| --- | ---: | ---: |");
-        double? baseline = results.FirstOrDefault(r => r.Client == Baseline && r.PagesPerSecond > 0)?.PagesPerSecond;
-        foreach (ClientResult r in results)
+        md.AppendLine("| client | pages/s | rounds' range | vs aiohttp on uvloop | client CPU µs/page (range) | site CPU µs/page | client core: client / others / idle | site core: site / others / idle |");
+        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        double[] Rates(string name) => runs.TryGetValue(name, out List<ClientRun>? list) ? list.Select(r => r.PagesPerSecond).ToArray() : [];
+        double? baseline = Stats.Median(Rates(Baseline).Select(r => (double?)r)) is > 0 and var b ? b : null;
+        foreach (ClientSpec spec in specs)
         {
-            string ratio = baseline is { } b && r.PagesPerSecond > 0 ? (r.PagesPerSecond / b).ToString("0.00x", inv) : "";
-            string note = r.Note is null ? "" : $" ({r.Note})";
-            md.AppendLine(inv, $"| {r.Client}{note} | {r.PagesPerSecond:N0} | {ratio} |");
+            List<ClientRun> list = runs[spec.Name];
+            double median = Stats.Median(list.Select(r => (double?)r.PagesPerSecond)) ?? 0;
+            string ratio = "";
+            if (baseline is { } bl && median > 0)
+            {
+                ratio = (median / bl).ToString("0.00x", inv);
+                ratio = spec.Name != Baseline && Stats.DifferBeyondSpread(Rates(spec.Name), Rates(Baseline)) ? $"**{ratio}**" : ratio;
+            }
+
+            double?[] clientCpu = list.Select(r => r.ClientMicrosPerPage).ToArray();
+            string cpu = Stats.Median(clientCpu) is { } us
+                ? clientCpu.All(c => c is not null) && list.Count > 1 ? string.Create(inv, $"{us:N0} ({clientCpu.Min():N0}–{clientCpu.Max():N0})") : us.ToString("N0", inv)
+                : "n/a";
+            string site = Stats.Median(list.Select(r => r.SiteMicrosPerPage)) is { } siteUs ? siteUs.ToString("N0", inv) : "n/a";
+            string clientCore = CoreSplit.Median(list.Select(r => r.ClientCore(pinned ? ClientCore : null)))?.Format() ?? "n/a";
+            string siteCore = CoreSplit.Median(list.Select(r => r.SiteCore(pinned ? SiteCore : null)))?.Format() ?? "n/a";
+            string note = string.Join("; ", list.Select(r => r.Note).OfType<string>().Distinct()) is { Length: > 0 } n ? $" ({n})" : "";
+            md.AppendLine(inv, $"| {spec.Name}{note} | {median:N0} | {list.Min(r => r.PagesPerSecond):N0}–{list.Max(r => r.PagesPerSecond):N0} | {ratio} | {cpu} | {site} | {clientCore} | {siteCore} |");
         }
 
+        AppendBullets(md, "How to read it:",
+        [
+            "**pages/s**: as each client reports it for its measured part; **rounds' range**: its slowest and fastest round.",
+            "**vs aiohttp on uvloop**: the ratio of medians; **bold** only where every round of the one beat every round of the other (the ranges do not overlap), so a plain ratio is within the round-to-round spread.",
+            "**client / site CPU µs/page**: each process's CPU time (utime + stime, `/proc/<pid>/stat`, sampled every 10 ms) over the client's measured part, per page. The part's end is when the client's last line arrived and its length is pages / (pages/s), so each figure is good to a sample or a 10 ms tick, a few per cent of a run this short.",
+            "**client core, site core**: how each pinned process's core spent that part, as shares of wall-clock time: the process itself, **others** (time the hypervisor stole, other processes on the shared machine, interrupts) and **idle**, each the median of its rounds (so the three need not add up to exactly 100%). A site core with no idle time means the site, not the client, set the pace.",
+        ]);
         AppendBullets(md, "Clients:", specs.Select(spec => $"**{spec.Name}**: {spec.Description}"));
         AppendBullets(md, "Notes:", notes);
         return md.ToString();
     }
-
-    /// <summary>A python3 where <paramref name="imports"/> works: the one on PATH, else the system one (where apt installs).</summary>
 }

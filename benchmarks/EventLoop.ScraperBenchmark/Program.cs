@@ -3,7 +3,9 @@ using EventLoop.ScraperBenchmark;
 
 // The scraper benchmark (issue 5). Two roles in one program:
 //   run     (default) the orchestrator: starts the local podcast site (`EventLoop.Samples site`) pinned to
-//           core 0, runs each scraper client pinned to core 1 against it, and writes benchmarks/results/scraper.md.
+//           core 0, runs each scraper client pinned to core 1 against it in rounds, and writes
+//           benchmarks/results/scraper.md: median pages/s with the rounds' range, CPU time per page of client
+//           and site, and the page size served.
 //   client  threadpool: a plain HttpClient on the thread pool (the .NET baseline); prints the scraper's
 //           `Fetched N pages in X.XX sec (R pages/s)` line.
 // The loop clients are the samples runner's own `scraper --base-url ...`; aiohttp on uvloop is
@@ -43,7 +45,8 @@ namespace EventLoop.ScraperBenchmark
               --pages N           pages per measured run (default 5000)
               --concurrency N     pages fetched at once (default 32)
               --warmup N          pages fetched first, unmeasured, by every client (default 500)
-              --runs N            measured runs per client; the best is reported (default 3)
+              --runs N            measured rounds; each round runs every client once, in rotating order, and the
+                                  report gives each client's median and range (default 3; --rounds is the same)
               --site-loop NAME    the loop the site runs on: managed|libuv (default libuv)
               --quick             1500 pages, 500 warm-up, 1 run (a smoke run)
               --out DIR           results folder (default benchmarks/results under the repository)
@@ -74,7 +77,7 @@ namespace EventLoop.ScraperBenchmark
                     case "--pages": o = o with { Pages = Int(Next()) }; break;
                     case "--concurrency": o = o with { Concurrency = Int(Next()) }; break;
                     case "--warmup": o = o with { Warmup = Int(Next()) }; break;
-                    case "--runs": o = o with { Runs = Int(Next()) }; break;
+                    case "--runs" or "--rounds": o = o with { Runs = Int(Next()) }; break;
                     case "--site-loop": o = o with { SiteLoop = Next() }; break;
                     case "--quick": o = o with { Pages = 1500, Warmup = 500, Runs = 1, Quick = true }; break;
                     case "--no-pin": o = o with { Pin = false }; break;

@@ -149,6 +149,19 @@ internal static class BenchProcess
         }
     }
 
+    /// <summary>The 1, 5 and 15 minute load averages (/proc/loadavg), to show how busy the machine was.</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+
     public static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
 
     public static string FindRepositoryRoot()

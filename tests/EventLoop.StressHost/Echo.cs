@@ -1,0 +1,43 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using EventLoop;
+
+namespace EventLoop.StressHost;
+
+/// <summary>The scenarios' echo server side: echoes until end of stream, then disposes; ends quietly on any connection end.</summary>
+internal static class Echo
+{
+    public static async Task ServeAsync(Connection connection)
+    {
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await connection.Input.ReadAsync();
+                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                {
+                    connection.Output.Write(segment.Span);
+                }
+
+                connection.Input.AdvanceTo(result.Buffer.End);
+                FlushResult flush = await connection.Output.FlushAsync();
+                if (result.IsCompleted || flush.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (IsConnectionEnd(ex))
+        {
+        }
+        finally
+        {
+            await connection.DisposeAsync();
+        }
+    }
+
+    /// <summary>How a connection may end under chaos; anything else is a failure the scenario reports.</summary>
+    public static bool IsConnectionEnd(Exception ex) =>
+        ex is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException
+        || (ex is InvalidOperationException && ex.Message.Contains("after", StringComparison.Ordinal)); // a pipe used after it completed
+}

@@ -25,7 +25,24 @@ internal sealed class PinnedBlockPool : MemoryPool<byte>
     private readonly Lock _lock = new();
     private bool _disposed;
 
+    private int _rented;
+
     public override int MaxBufferSize => BlockSize;
+
+    /// <summary>Blocks rented and not yet returned: bytes buffered in pipes right now, in blocks. Tests read it.</summary>
+    internal int RentedCount => Volatile.Read(ref _rented);
+
+    /// <summary>Blocks kept for reuse (at most 256). Tests read it.</summary>
+    internal int RetainedCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _free.Count;
+            }
+        }
+    }
 
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
@@ -39,8 +56,11 @@ internal sealed class PinnedBlockPool : MemoryPool<byte>
             if (_free.TryPop(out Block? block))
             {
                 block.Rented = true;
+                _rented++;
                 return block;
             }
+
+            _rented++;
         }
 
         return new Block(this) { Rented = true };
@@ -56,6 +76,7 @@ internal sealed class PinnedBlockPool : MemoryPool<byte>
             }
 
             block.Rented = false;
+            _rented--;
             if (!_disposed && _free.Count < MaxRetained)
             {
                 _free.Push(block);

@@ -31,6 +31,13 @@ public sealed class TcpOptions
     /// Bytes the input pipe buffers before the transport stops reading from the socket (backpressure
     /// towards the peer); reading resumes below <see cref="InputResumeThreshold"/>. Default 1 MiB.
     /// </summary>
+    /// <remarks>
+    /// As everywhere in System.IO.Pipelines, the threshold counts bytes the application has not yet
+    /// <em>examined</em>: <c>AdvanceTo(consumed, examined)</c> with <c>examined</c> past what was consumed tells the
+    /// pipe the application is waiting for more to complete a message, and the pipe keeps filling. Pass
+    /// <c>AdvanceTo(consumed)</c> (examined = consumed) when reading slowly, and bound the largest message your
+    /// protocol accepts yourself, as Kestrel does with its request size limits.
+    /// </remarks>
     public long InputPauseThreshold { get; set; } = 1024 * 1024;
 
     /// <summary>Input resume threshold. Default 512 KiB.</summary>

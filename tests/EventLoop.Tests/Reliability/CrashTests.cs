@@ -72,20 +72,41 @@ public abstract class CrashTests
         Assert.True(exhausted, $"{attempts} connections never exhausted the server's 128 descriptors");
         Assert.InRange(served, 20, 127);
 
-        // Healthy again once descriptors are free: every new connection is accepted and echoed.
+        // Healthy again once the server has closed what the clients closed: the first connection that is echoed
+        // marks the recovery (until then libuv may still drop new connections, as it does while exhausted), and
+        // from there every connection is accepted and echoed.
+        var recovery = System.Diagnostics.Stopwatch.StartNew();
+        while (!Echoes(endpoint, "recovered?"))
+        {
+            Assert.True(recovery.Elapsed < TimeSpan.FromSeconds(30), $"the server did not recover within 30 s.{Environment.NewLine}{host.Transcript}");
+        }
+
         for (int i = 0; i < 20; i++)
         {
-            using Socket client = TestPipes.ConnectPlain(endpoint);
-            client.ReceiveTimeout = 20_000;
-            byte[] ping = System.Text.Encoding.ASCII.GetBytes($"health {i:D2}");
-            client.Send(ping);
-            Assert.Equal(ping, TestPipes.ReceiveExactly(client, ping.Length));
+            Assert.True(Echoes(endpoint, $"health {i:D2}"), $"health check {i} failed after the recovery");
         }
 
         host.CloseInput();
         string transcript = await host.AssertExitsCleanlyAsync(ChildTimeout);
         int reported = int.Parse(Regex.Match(transcript, @"accept-errors-reported (\d+)").Groups[1].Value);
         AssertAcceptErrorsReported(reported);
+    }
+
+    /// <summary>True if a new connection to <paramref name="endpoint"/> echoes <paramref name="text"/> back; false if it is dropped or reset.</summary>
+    private static bool Echoes(IPEndPoint endpoint, string text)
+    {
+        try
+        {
+            using Socket client = TestPipes.ConnectPlain(endpoint);
+            client.ReceiveTimeout = 20_000;
+            byte[] ping = System.Text.Encoding.ASCII.GetBytes(text);
+            client.Send(ping);
+            return ping.AsSpan().SequenceEqual(TestPipes.ReceiveExactly(client, ping.Length));
+        }
+        catch (Exception ex) when (ex is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionRefused } or EndOfStreamException)
+        {
+            return false;
+        }
     }
 
     /// <summary>How often the exhaustion was reported: once per episode, never once per refused connection.</summary>

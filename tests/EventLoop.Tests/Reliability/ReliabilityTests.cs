@@ -131,12 +131,25 @@ public abstract class ReliabilityTests : LoopTestBase
     {
         using var plain = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         plain.Bind(AnyLoopbackPort);
-        plain.Listen(8); // the kernel completes the handshake; nobody needs to accept
+        plain.Listen(64); // the kernel completes the handshakes; nobody needs to accept
         RunLoop(async loop =>
         {
-            Task<Connection> connect = loop.ConnectTcpAsync(plain.LocalEndPoint!).AsTask();
-            AssertDeadlockDetected(() => connect.Wait(TestTimeout));
-            await using Connection client = await connect.WaitAsync(TestTimeout);
+            // A loopback connect of the socket transport sometimes completes synchronously, and then there is
+            // nothing to block on: try until one is still in flight, and require every such one to be detected.
+            int detected = 0;
+            for (int attempt = 0; attempt < 20 && detected == 0; attempt++)
+            {
+                Task<Connection> connect = loop.ConnectTcpAsync(plain.LocalEndPoint!).AsTask();
+                if (!connect.IsCompleted)
+                {
+                    AssertDeadlockDetected(() => connect.Wait(TestTimeout));
+                    detected++;
+                }
+
+                await using Connection client = await connect.WaitAsync(TestTimeout);
+            }
+
+            Assert.Equal(1, detected);
         }, BlockingOptions());
     }
 

@@ -42,6 +42,35 @@ internal static unsafe partial class Libc
         }
     }
 
+    private const int SolSocket = 1;  // Linux's SOL_SOCKET
+    private const int SoError = 4;    // Linux's SO_ERROR
+
+    /// <summary>
+    /// The socket's pending error (<c>getsockopt(SO_ERROR)</c>, which also clears it) as a negated errno, libuv's
+    /// convention; 0 when there is none, and on platforms other than Linux (whose constants are used here).
+    /// </summary>
+    public static int TakePendingSocketError(int fd)
+    {
+        if (fd < 0 || !OperatingSystem.IsLinux())
+        {
+            return 0;
+        }
+
+        int error = 0;
+        int length = sizeof(int);
+        try
+        {
+            return getsockopt(fd, SolSocket, SoError, &error, &length) == 0 ? -error : 0;
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return 0;
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "getsockopt")]
+    private static partial int getsockopt(int fd, int level, int name, int* value, int* length);
+
     [LibraryImport("libc", EntryPoint = "poll")]
     private static partial int poll(PollFd* fds, nuint count, int timeout);
 }

@@ -139,7 +139,11 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         }
         else if (nread == Uv.EOF)
         {
-            CompleteInput(null); // the peer half-closed: end of stream
+            // libuv reports end of stream when epoll says POLLHUP after a partial read, without reading again,
+            // so a reset that follows data arrives here as EOF with ECONNRESET still pending on the socket. Ask
+            // the socket, so a reset peer is a ConnectionResetException on libuv as on the managed loop.
+            int pending = Libc.TakePendingSocketError(Uv.Fileno(_handle));
+            CompleteInput(pending < 0 ? Translate(pending, "Receiving") : null); // else the peer half-closed: end of stream
         }
         else if (nread < 0)
         {

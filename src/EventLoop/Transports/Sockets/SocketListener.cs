@@ -8,7 +8,8 @@ namespace EventLoop.Transports.Sockets;
 /// A TCP listener over <see cref="Socket"/>; accepts resume on the loop thread. Accepting survives what
 /// Linux's <c>accept(2)</c> documents as transient: a connection aborted or reset before it was taken, and
 /// running out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS): the first such error of an episode is
-/// reported, then the listener backs off briefly and keeps accepting, as libuv's listener and Kestrel do.
+/// reported, then the listener backs off briefly and keeps accepting, as libuv's listener and Kestrel do,
+/// keeping a few descriptors free for the process meanwhile (<see cref="DescriptorReserve"/>).
 /// </summary>
 internal sealed class SocketListener : ConnectionListener
 {
@@ -19,6 +20,7 @@ internal sealed class SocketListener : ConnectionListener
     private readonly TcpOptions _options;
     private readonly EndPoint _localEndPoint;
     private readonly ResourceNode _node;
+    private readonly DescriptorReserve _reserve = new();
     private bool _disposed;
     private bool _acceptErrorReported;
 
@@ -30,6 +32,7 @@ internal sealed class SocketListener : ConnectionListener
         _localEndPoint = socket.LocalEndPoint!;
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
+        _reserve.TryAcquire();
     }
 
     public override EndPoint LocalEndPoint => _localEndPoint;
@@ -127,9 +130,15 @@ internal sealed class SocketListener : ConnectionListener
                 ReportAcceptError(ex);
                 if (exhausted)
                 {
-                    // Out of descriptors: the connection waits in the kernel's backlog until one is free.
-                    await BackOffAsync(backoff, cancellationToken).ConfigureAwait(true);
-                    backoff = backoff * 2 > MaxBackoff ? MaxBackoff : backoff * 2;
+                    // Out of descriptors: give the reserve back to the process (see DescriptorReserve), and accept
+                    // again only once it can be taken back. Meanwhile the connection waits in the kernel's backlog.
+                    _reserve.Release();
+                    do
+                    {
+                        await BackOffAsync(backoff, cancellationToken).ConfigureAwait(true);
+                        backoff = backoff * 2 > MaxBackoff ? MaxBackoff : backoff * 2;
+                    }
+                    while (!_reserve.TryAcquire());
                 }
 
                 continue;
@@ -207,6 +216,7 @@ internal sealed class SocketListener : ConnectionListener
             _disposed = true;
             _loop.UnregisterShutdown(_node);
             SocketConnection.CloseUntracked(_loop, _socket);
+            _reserve.Dispose();
         }
 
         return default;

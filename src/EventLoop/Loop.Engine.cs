@@ -47,6 +47,9 @@ public abstract partial class Loop
 
     internal int TimerCount => _timers.Count;
 
+    /// <summary>Timers that will still fire (cancelled ones wait in the heap until reached or compacted).</summary>
+    internal int LiveTimerCount => _timers.LiveCount;
+
     /// <summary>Native handles and sockets still open. Used by leak checks.</summary>
     internal virtual int OpenNativeHandleCount => OpenSocketCount;
 

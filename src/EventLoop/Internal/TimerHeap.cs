@@ -29,6 +29,9 @@ internal struct TimerHeap
 
     public readonly int Count => _count;
 
+    /// <summary>Timers that will still fire: <see cref="Count"/> less the cancelled ones awaiting removal.</summary>
+    public readonly int LiveCount => _count - _cancelled;
+
     /// <summary>The earliest deadline, or <see cref="long.MaxValue"/> when there is no timer.</summary>
     public readonly long NextDue => _count == 0 ? long.MaxValue : _entries[0].Due;
 

@@ -39,7 +39,9 @@ public abstract class Connection : IDuplexPipe, IAsyncDisposable
     /// <summary>
     /// Sends everything written so far, then shuts down the send side (a TCP FIN). The peer sees end of
     /// stream; <see cref="Input"/> keeps receiving until the peer closes too.
+    /// Loop thread only.
     /// </summary>
+    /// <exception cref="InvalidOperationException">Called off the loop thread.</exception>
     public abstract ValueTask ShutdownSendAsync(CancellationToken cancellationToken = default);
 
     /// <summary>
@@ -48,7 +50,11 @@ public abstract class Connection : IDuplexPipe, IAsyncDisposable
     /// </summary>
     public abstract void Abort(Exception? reason = null);
 
-    /// <summary>Closes gracefully: flushes what was written, closes both directions, frees the socket.</summary>
+    /// <summary>
+    /// Closes gracefully: flushes what was written, closes both directions, frees the socket. Safe from any thread:
+    /// off the loop thread the close hops to the loop, and the task completes once it has happened there. Every
+    /// call returns the same close; after the loop has closed, the loop's shutdown has already closed it.
+    /// </summary>
     public abstract ValueTask DisposeAsync();
 
     /// <summary>
@@ -70,7 +76,10 @@ public abstract class ConnectionListener : IAsyncDisposable, IAsyncEnumerable<Co
     /// </summary>
     public abstract ValueTask<Connection> AcceptAsync(CancellationToken cancellationToken = default);
 
-    /// <summary>Stops listening. Connections already accepted stay open.</summary>
+    /// <summary>
+    /// Stops listening. Connections already accepted stay open; pending accepts end with
+    /// <see cref="ObjectDisposedException"/>. Safe from any thread: off the loop thread it hops to the loop.
+    /// </summary>
     public abstract ValueTask DisposeAsync();
 
     /// <summary>Accepts connections until the listener is disposed or <paramref name="cancellationToken"/> is cancelled.</summary>

@@ -379,7 +379,7 @@ public abstract partial class Loop
     /// does this, so every post is run or refused, never lost. Costs one extra read on the fast path.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool TryInject(object callback, object? state)
+    internal bool TryInject(object callback, object? state)
     {
         _inject.Enqueue(callback, state);
         WakeIfSleeping();
@@ -388,7 +388,7 @@ public abstract partial class Loop
 
     /// <summary>Returns true if <paramref name="own"/> was among the posts taken back (the others are refused here).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool TakeBackAfterClose(object own)
+    internal bool TakeBackAfterClose(object own)
     {
         var spinner = default(SpinWait);
         while (_state != (int)LoopState.Closed)

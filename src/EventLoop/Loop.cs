@@ -38,6 +38,9 @@ public abstract partial class Loop : IDisposable
     private ReadyQueue _ready = new(256);
     private TimerHeap _timers = new(64);
     private readonly InjectQueue _inject = new();
+
+    /// <summary>The queue other threads post to. Internal for the tests of the posting protocol.</summary>
+    internal InjectQueue InjectQueueForTests => _inject;
     private int _sleeping; // 1 while the loop may be blocked in its poll and needs a wake-up
     private int _ownerThreadId;
     private volatile int _state; // LoopState

@@ -63,8 +63,8 @@ for patch in "$root"/tests/mutations/*.patch; do
     echo "SURVIVED        $name: $why"; survived+=("$name")
   else
     failed=$(grep -oE 'Failed: +[0-9]+' "$scratch/test.log" | awk '{s+=$2} END {print s+0}')
-    hang=$(grep -c "inactivity time" "$scratch/test.log")
-    echo "killed          $name ($failed failed$( (( hang )) && echo ', a hang' ))"; killed=$((killed + 1))
+    hang=$(grep -A1 "test running when the crash occurred" "$scratch/test.log" | tail -1 | tr -d ' ')
+    echo "killed          $name ($failed failed${hang:+, a hang in $hang})"; killed=$((killed + 1))
   fi
   patch -p1 --quiet -R <"$patch"
 done

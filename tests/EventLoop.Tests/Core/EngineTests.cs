@@ -71,6 +71,7 @@ public abstract class EngineTests : LoopTestBase
             Assert.True(timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan));
 
             await loop.DelayAsync(TimeSpan.Zero); // the posted change runs in this turn
+            Assert.Equal(0, loop.LiveTimerCount); // it armed nothing (not even a timer that would find itself stale)
             loop.CallSoon(() => clock.Advance(TimeSpan.FromSeconds(10)));
             for (int i = 0; i < 3; i++)
             {

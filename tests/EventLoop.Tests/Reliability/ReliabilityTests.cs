@@ -366,6 +366,35 @@ public abstract class ReliabilityTests : LoopTestBase
     }
 
     [Fact]
+    public void A_post_that_raced_the_close_is_taken_back_and_refused_never_lost()
+    {
+        // The race, made deterministic through the posting protocol's internals: posters that checked the state
+        // while the loop was open and enqueued after its last drain. Their posts must come back to them refused.
+        var log = new StringWriter();
+        LoopOptions options = CreateOptions();
+        options.Log = log;
+        using Loop loop = CreateLoop(options);
+        loop.RunUntilComplete(() => Task.CompletedTask);
+        Assert.True(loop.IsClosed);
+
+        bool ran = false;
+        object lateA = (SendOrPostCallback)(_ => ran = true);
+        object lateB = (SendOrPostCallback)(_ => ran = true);
+
+        // Poster A has swapped its post in but not yet looked at the state again; poster B finishes first.
+        loop.InjectQueueForTests.Enqueue(lateA, null);
+        Assert.False(loop.TryInject(lateB, null)); // B takes back its own post: refused
+        Assert.Contains("dropped", log.ToString()); // and A's post, taken back on A's behalf, is reported
+        Assert.True(loop.InjectQueueForTests.IsEmpty);
+        Assert.False(ran);
+
+        // A CallSoonThreadSafe that raced the close throws rather than hand out a handle to a post that never runs.
+        Assert.Throws<InvalidOperationException>(() => loop.CallSoonThreadSafe(() => ran = true));
+        Assert.False(ran);
+        AssertClosedCleanly(loop);
+    }
+
+    [Fact]
     public void Executor_work_that_finishes_during_shutdown_still_completes_its_task()
     {
         var tasks = new List<Task<int>>();

@@ -90,6 +90,7 @@ public sealed partial class LoopThread
             return item.Task; // cancelled while being submitted
         }
 
+        BeforePostForTests?.Invoke();
         try
         {
             _loop!.CallSoonThreadSafe(Work<T>.RunOnLoop, item);
@@ -101,6 +102,12 @@ public sealed partial class LoopThread
 
         return item.Task;
     }
+
+    /// <summary>
+    /// Runs between a submission's check that the thread still takes work and its post: lets a test close the loop in
+    /// that window, which a real race opens only for nanoseconds.
+    /// </summary>
+    internal Action? BeforePostForTests { get; set; }
 
     // ---------------------------------------------------------------- started work that awaits something
 

@@ -277,6 +277,26 @@ public abstract class LoopThreadTests : LoopTestBase
     }
 
     [Fact]
+    public async Task A_submission_whose_post_the_closing_loop_refuses_fails_clearly()
+    {
+        // The window a real race opens for nanoseconds: the submission has seen the thread take work, and the loop
+        // closes before its post arrives. The post is refused, so the work never runs and its task says why.
+        LoopThread loopThread = StartLoopThread("window");
+        bool ran = false;
+        loopThread.BeforePostForTests = () =>
+        {
+            loopThread.BeforePostForTests = null;
+            Task.Run(() => loopThread.DisposeAsync().AsTask()).Wait(Timeout);
+            Assert.True(loopThread.Loop.IsClosed);
+        };
+        Task<int> submitted = loopThread.RunAsync(() => { ran = true; return 1; });
+        ObjectDisposedException refused = await Assert.ThrowsAsync<ObjectDisposedException>(() => submitted.WaitAsync(Timeout));
+        Assert.Contains("LoopThread 'window'", refused.Message);
+        Assert.False(ran);
+        AssertClosedCleanly(loopThread.Loop);
+    }
+
+    [Fact]
     public async Task Dispose_from_the_loop_thread_begins_the_stop_and_returns_at_once()
     {
         LoopThread loopThread = StartLoopThread("self");

@@ -23,7 +23,11 @@ public sealed class LoopGroup : IAsyncDisposable
     private bool _disposed; // under _servers' lock
     private Task? _disposeTask;
 
-    private LoopGroup(LoopThread[] threads) => _threads = threads;
+    private LoopGroup(LoopThread[] threads, AcceptSpreading spreading)
+    {
+        _threads = threads;
+        Spreading = spreading;
+    }
 
     /// <summary>
     /// Starts <paramref name="count"/> loops (default <see cref="Environment.ProcessorCount"/>) of <paramref name="policy"/>
@@ -38,6 +42,7 @@ public sealed class LoopGroup : IAsyncDisposable
         int loops = count ?? Environment.ProcessorCount;
         ArgumentOutOfRangeException.ThrowIfLessThan(loops, 1, nameof(count));
         policy ??= EventLoopPolicy.Current;
+        AcceptSpreading spreading = DefaultSpreading();
         var threads = new LoopThread[loops];
         try
         {
@@ -56,7 +61,7 @@ public sealed class LoopGroup : IAsyncDisposable
             throw;
         }
 
-        return new LoopGroup(threads);
+        return new LoopGroup(threads, spreading);
     }
 
     /// <summary>The loops, each on its own thread, in a fixed order.</summary>
@@ -127,7 +132,23 @@ public sealed class LoopGroup : IAsyncDisposable
     }
 
     /// <summary>How <see cref="ListenTcpAsync"/> spreads connections: see <see cref="AcceptSpreading"/>.</summary>
-    internal AcceptSpreading Spreading { get; set; } = OperatingSystem.IsLinux() ? AcceptSpreading.ReusePort : AcceptSpreading.HandOff;
+    internal AcceptSpreading Spreading { get; set; }
+
+    /// <summary>The environment variable that picks the spreading (<c>reuseport</c> or <c>handoff</c>), so the echo harness can measure one against the other.</summary>
+    internal const string SpreadingVariable = "EVENTLOOP_GROUP_SPREADING";
+
+    private static AcceptSpreading DefaultSpreading()
+    {
+        string? chosen = Environment.GetEnvironmentVariable(SpreadingVariable)?.Trim().ToLowerInvariant();
+        return chosen switch
+        {
+            "handoff" => AcceptSpreading.HandOff,
+            "reuseport" when OperatingSystem.IsLinux() => AcceptSpreading.ReusePort,
+            null or "" when OperatingSystem.IsLinux() => AcceptSpreading.ReusePort,
+            null or "" or "reuseport" => AcceptSpreading.HandOff, // SO_REUSEPORT spreads connections only on Linux
+            _ => throw new ArgumentException($"{SpreadingVariable} must be 'reuseport' or 'handoff', not '{chosen}'."),
+        };
+    }
 
     internal void Forget(LoopGroupServer server)
     {

@@ -125,23 +125,18 @@ public sealed partial class LoopThread : IAsyncDisposable
 
         lock (_suspendedLock)
         {
-            _disposeTask ??= WaitForThreadAsync();
+            // On the thread pool, never inline here: the thread's last act was to complete Completion, so the join
+            // returns at once. A loop that ended with an exception (stopped on its own) leaves it in Completion;
+            // disposing does not throw it.
+            _disposeTask ??= _completion.Task.ContinueWith(
+                static (ended, thread) =>
+                {
+                    _ = ended.Exception; // observed
+                    ((Thread)thread!).Join();
+                },
+                _thread, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             return new ValueTask(_disposeTask);
         }
-    }
-
-    private async Task WaitForThreadAsync()
-    {
-        try
-        {
-            await _completion.Task.ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-            // The loop ended with an exception (it was stopped on its own): Completion carries it; disposing does not throw.
-        }
-
-        _thread.Join(); // the thread's last act was to complete _completion: this returns at once
     }
 
     /// <inheritdoc />

@@ -261,6 +261,7 @@ internal static class Orchestrator
             .. client.Prefix, "--host", Host, "--port", Str(port), "--connections", Str(options.Connections), "--size", Str(size),
             "--duration", options.Duration.ToString(CultureInfo.InvariantCulture), "--warmup", options.Warmup.ToString(CultureInfo.InvariantCulture),
             "--server-pid", Str(serverPid),
+            .. (options.MessagesPerConnection > 0 ? ["--messages-per-connection", Str(options.MessagesPerConnection)] : Array.Empty<string>()),
         ];
         using Process process = Start(client.File, args, clientCore is { } core ? Str(core) : null);
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();

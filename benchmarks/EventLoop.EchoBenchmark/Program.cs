@@ -50,6 +50,9 @@ namespace EventLoop.EchoBenchmark
               --server-cores LIST the cores the server is pinned to, a taskset list (default 0; e.g. 0-1 for a group)
               --client-core N     the core the client is pinned to (default 1)
               --baseline NAME     the server the ratio column compares with (default threadpool)
+              --messages-per-connection K  the C client closes each connection after K echoes and opens a new one
+                                  (default 0: connections live for the whole run); with 1, every message is a new
+                                  connection, so accepting is measured as much as echoing
               --hash-rounds N     the harness's own servers hash every byte they receive N times (SHA-256) before echoing
                                   it: CPU work in the server, so it, not the client, sets the pace (default 0: a pure echo;
                                   above 0 the loop servers are this harness's, not the samples runner's)
@@ -88,6 +91,7 @@ namespace EventLoop.EchoBenchmark
         public int ClientCore { get; init; } = 1;
         public string Baseline { get; init; } = "threadpool";
         public int HashRounds { get; init; }
+        public int MessagesPerConnection { get; init; }
 
         /// <summary>The one core the server is pinned to, or null when it may run on several.</summary>
         public int? SingleServerCore => int.TryParse(ServerCores, NumberStyles.None, CultureInfo.InvariantCulture, out int core) ? core : null;
@@ -117,6 +121,7 @@ namespace EventLoop.EchoBenchmark
                     case "--client-core": o = o with { ClientCore = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--baseline": o = o with { Baseline = Next() }; break;
                     case "--hash-rounds": o = o with { HashRounds = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--messages-per-connection": o = o with { MessagesPerConnection = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     default: throw new ArgumentException($"Unknown option '{args[i]}'.");
                 }
             }
@@ -125,6 +130,11 @@ namespace EventLoop.EchoBenchmark
             if (o.Servers.FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             {
                 throw new ArgumentException($"Unknown server '{unknown}' ({string.Join(", ", known)}).");
+            }
+
+            if (o.MessagesPerConnection < 0 || (o.MessagesPerConnection > 0 && o.Client == "dotnet"))
+            {
+                throw new ArgumentException("--messages-per-connection must not be negative, and only the C client supports it.");
             }
 
             if (o.Client is not ("c" or "dotnet"))

@@ -733,3 +733,9 @@ public sealed class LibuvTcpTests : TcpTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();
 }
+
+/// <summary>The managed loop's portable socket transport (the default off Linux) through the whole TCP suite.</summary>
+public sealed class ManagedSocketsTcpTests : TcpTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
+}

@@ -73,6 +73,14 @@ M = [
  "        TcpConnect.ConnectAsync(endpoint, (Loop: loop, Options: options),",
  "        TcpConnect.ConnectAsync(endpoint is DnsEndPoint ? new IPEndPoint(IPAddress.Any, 0) : endpoint, (Loop: loop, Options: options),",
  "ManagedReliabilityTests", "a DnsEndPoint connect on the managed loop does not resolve the name"),
+ ("epoll-edge-end-of-stream-lost", "src/EventLoop/Managed/Epoll/EpollConnection.cs",
+ "            _peerDone = true;",
+ "            _peerDone = false;",
+ "EpollPollerTests|ManagedTcpTests|ManagedStormTests", "the managed poller stops at a short read although the edge also brought the end of stream or a reset"),
+("epoll-no-read-after-backpressure", "src/EventLoop/Managed/Epoll/EpollConnection.cs",
+ "            CompleteInput(null);\n            return;\n        }\n\n        ReadAvailable();",
+ "            CompleteInput(null);\n            return;\n        }",
+ "ManagedTcpTests|ManagedStormTests", "the managed poller never reads again after backpressure (edge-triggered: no new edge for bytes already waiting)"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -19,6 +19,7 @@ public abstract class MisuseTests : LoopTestBase
         {
             await Task.Run(() =>
             {
+                Assert.False(loop.IsOnLoopThread);
                 AssertWrongThread(() => loop.CallSoon(() => ran = true));
                 AssertWrongThread(() => loop.CallSoon(static _ => { }, 1));
                 AssertWrongThread(() => loop.CallLater(TimeSpan.Zero, () => ran = true));
@@ -27,11 +28,14 @@ public abstract class MisuseTests : LoopTestBase
                 AssertWrongThread(() => { _ = loop.DelayAsync(TimeSpan.Zero); });
                 AssertWrongThread(() => { _ = loop.ListenTcpAsync(new IPEndPoint(IPAddress.Loopback, 0)); });
                 AssertWrongThread(() => { _ = loop.ConnectTcpAsync(new IPEndPoint(IPAddress.Loopback, 1)); });
-            });
+            }).WaitAsync(TestPipes.TestTimeout);
 
-            // ConfigureAwait(false) moved us off the loop: loop-affine calls now fail too.
-            await Task.Yield();
-            await Task.Run(() => { }).ConfigureAwait(false);
+            // ConfigureAwait(false) moved us off the loop: loop-affine calls now fail too. The awaited task
+            // completes on another thread only after the await registered (else the await would go on
+            // synchronously, still on the loop thread).
+            Task later = LoopProbe.CompletedOnAnotherThreadLater(loop);
+            Assert.False(later.IsCompleted);
+            await later.ConfigureAwait(false);
             Assert.False(loop.IsOnLoopThread);
             AssertWrongThread(() => loop.CallSoon(() => ran = true));
         });

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Time.Testing;
+
 namespace EventLoop.Tests.Core;
 
 public abstract class SchedulingTests : LoopTestBase
@@ -16,7 +18,9 @@ public abstract class SchedulingTests : LoopTestBase
                 loop.CallSoon(static s => { s.order.Add(s.i); s.threads.Add(Environment.CurrentManagedThreadId); }, (order, i, threads));
             }
 
-            await loop.DelayAsync(TimeSpan.FromMilliseconds(1));
+            var last = new TaskCompletionSource();
+            loop.CallSoon(last.SetResult); // after the hundred, in FIFO order
+            await last.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal(Enumerable.Range(0, 100), order);
         Assert.Equal([loopThread], threads);
@@ -116,21 +120,63 @@ public abstract class SchedulingTests : LoopTestBase
     public void Cancel_is_loop_affine_and_other_threads_cancel_through_the_loop()
     {
         bool ran = false;
+        Exception? offLoop = null;
+        bool cancelledThroughLoop = false;
+        var clock = new FakeTimeProvider();
+        LoopOptions options = CreateOptions();
+        options.Clock = clock;
         RunLoop(async loop =>
         {
-            LoopHandle handle = loop.CallLater(TimeSpan.FromMilliseconds(50), () => ran = true);
-            Exception? offLoop = null;
-            var thread = new Thread(() =>
+            LoopHandle handle = loop.CallLater(TimeSpan.FromSeconds(1), () => ran = true);
+
+            // The other thread's own Cancel throws; the one it posts runs on the loop. Both results are recorded
+            // here and asserted by the test (an assertion inside the posted callback would only reach the loop's
+            // exception handler).
+            var throughLoop = new TaskCompletionSource<bool>();
+            await Task.Run(() =>
             {
                 offLoop = Record.Exception(() => handle.Cancel());
-                loop.CallSoonThreadSafe(() => Assert.True(handle.Cancel()));
-            });
-            thread.Start();
-            thread.Join();
-            Assert.IsType<InvalidOperationException>(offLoop);
-            await loop.DelayAsync(TimeSpan.FromMilliseconds(80));
-        });
+                loop.CallSoonThreadSafe(() => throughLoop.SetResult(handle.Cancel()));
+            }).WaitAsync(TestPipes.TestTimeout);
+            cancelledThroughLoop = await throughLoop.Task.WaitAsync(TestPipes.TestTimeout);
+
+            // Past the deadline, with no sleeping: a later timer fires, and the cancelled one, due before it,
+            // would have been collected and run first.
+            var later = new TaskCompletionSource();
+            loop.CallLater(TimeSpan.FromSeconds(2), later.SetResult);
+            clock.Advance(TimeSpan.FromSeconds(3));
+            await later.Task.WaitAsync(TestPipes.TestTimeout);
+        }, options);
+        Assert.IsType<InvalidOperationException>(offLoop);
+        Assert.True(cancelledThroughLoop, "the Cancel posted to the loop did not cancel the timer");
         Assert.False(ran);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="main"/> as <see cref="LoopTestBase.RunLoop(Func{Loop, Task}, LoopOptions?)"/> does, on a thread of its
+    /// own, and fails if the run has not finished in time. For the tests of cross-thread wake-ups: a lost wake-up
+    /// can leave the loop asleep for good, since even the stop at the end of main reaches it from another thread.
+    /// </summary>
+    private void RunLoopBounded(Func<Loop, Task> main)
+    {
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                RunLoop(main);
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+            }
+        }) { IsBackground = true, Name = "loop under test" };
+        thread.Start();
+        Assert.True(thread.Join(TestPipes.TestTimeout + TimeSpan.FromSeconds(10)), "the loop never finished: a wake-up was lost");
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
     }
 
     private sealed class PostCounter(int threads, int expected)
@@ -169,7 +215,7 @@ public abstract class SchedulingTests : LoopTestBase
         const int Threads = 8;
         const int PostsPerThread = 10_000;
         var counter = new PostCounter(Threads, Threads * PostsPerThread);
-        RunLoop(async loop =>
+        RunLoopBounded(async loop =>
         {
             counter.LoopThread = Environment.CurrentManagedThreadId;
             using var start = new ManualResetEventSlim();
@@ -188,13 +234,24 @@ public abstract class SchedulingTests : LoopTestBase
                 workers[t].Start();
             }
 
-            // Let the loop go idle (blocked in its poll) before the posts start, so they must wake it.
-            await loop.DelayAsync(TimeSpan.FromMilliseconds(5));
-            start.Set();
-            await counter.Done.Task;
+            // The workers start posting once the loop is idle (blocked in its poll), which it is from this await
+            // on: their posts must wake it. A loop timer bounds the wait, so a lost wake-up fails instead of hanging.
+            Task starter = Task.Run(() =>
+            {
+                try
+                {
+                    LoopProbe.WaitUntilSleeping(loop);
+                }
+                finally
+                {
+                    start.Set();
+                }
+            });
+            await counter.Done.Task.WaitAsync(TestPipes.TestTimeout, loop.TimeProvider);
+            await starter;
             foreach (Thread w in workers)
             {
-                w.Join();
+                Assert.True(w.Join(TestPipes.TestTimeout));
             }
         });
         Assert.Equal(Threads * PostsPerThread, counter.Total);
@@ -257,14 +314,24 @@ public abstract class SchedulingTests : LoopTestBase
     public void CallSoonThreadSafe_wakes_an_idle_loop()
     {
         int runs = 0;
-        RunLoop(async loop =>
+        RunLoopBounded(async loop =>
         {
+            // One loop timer bounds the whole test, so a lost wake-up fails it instead of hanging it. (A timer per
+            // round would not: the loop would wake for an earlier round's stale deadline and find the post then.)
+            using var deadline = new CancellationTokenSource(TestPipes.TestTimeout, loop.TimeProvider);
             for (int round = 0; round < 20; round++)
             {
                 var done = new TaskCompletionSource();
-                // The loop has nothing else to do: it sleeps until the post wakes it.
-                _ = Task.Run(() => loop.CallSoonThreadSafe(() => { runs++; done.SetResult(); }));
-                await done.Task;
+
+                // The loop has nothing else to do: it sleeps until the post wakes it. The post waits until it does.
+                Task poster = Task.Run(() =>
+                {
+                    LoopProbe.WaitUntilSleeping(loop);
+                    loop.CallSoonThreadSafe(() => { runs++; done.SetResult(); });
+                });
+
+                await done.Task.WaitAsync(deadline.Token);
+                await poster;
             }
         });
         Assert.Equal(20, runs);
@@ -372,15 +439,27 @@ public abstract class SchedulingTests : LoopTestBase
     {
         using Loop loop = CreateLoop();
         var never = new TaskCompletionSource();
+        Task stopper = Task.CompletedTask;
+        var run = System.Diagnostics.Stopwatch.StartNew();
         Assert.Throws<InvalidOperationException>(() => loop.RunUntilComplete(async () =>
         {
-            _ = Task.Run(async () =>
+            stopper = Task.Run(() =>
             {
-                await Task.Delay(5);
-                loop.Stop();
+                try
+                {
+                    LoopProbe.WaitUntilSleeping(loop); // idle in its poll: only the stop's wake-up can end the run
+                }
+                finally
+                {
+                    loop.Stop();
+                }
             });
-            await never.Task;
+            await never.Task.WaitAsync(TestPipes.TestTimeout, loop.TimeProvider); // a lost wake-up fails (TimeoutException), not hangs
         }));
+        stopper.GetAwaiter().GetResult(); // the loop was idle when the stop came
+
+        // A lost wake-up would leave the loop asleep until main's timer and only then let it see the stop.
+        Assert.True(run.Elapsed < TestPipes.TestTimeout, "the stop did not wake the idle loop");
         AssertClosedCleanly(loop);
     }
 
@@ -404,7 +483,7 @@ public abstract class SchedulingTests : LoopTestBase
             Assert.Equal(id, Environment.CurrentManagedThreadId);
             await Task.Delay(TimeSpan.FromMilliseconds(5), loop.TimeProvider);
             Assert.Equal(id, Environment.CurrentManagedThreadId);
-            await Task.Run(() => Thread.SpinWait(10));
+            await LoopProbe.CompletedOnAnotherThreadLater(loop); // completed on another thread after the await registered
             Assert.Equal(id, Environment.CurrentManagedThreadId);
             Assert.Same(loop, Loop.Current);
         });

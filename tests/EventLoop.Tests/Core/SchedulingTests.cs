@@ -388,6 +388,135 @@ public abstract class SchedulingTests : LoopTestBase
     }
 
     [Fact]
+    public void CallbacksPerIteration_gives_a_due_timer_a_turn_every_N_callbacks()
+    {
+        const int N = 4;
+        const int DueAfter = 10; // the link of the chain that moves the (fake) clock past the timer's deadline
+        var clock = new FakeTimeProvider();
+        LoopOptions options = CreateOptions();
+        options.Clock = clock;
+        options.CallbacksPerIteration = N;
+        int links = 0;
+        int timerRanAfter = -1;
+        RunLoop(async loop =>
+        {
+            var done = new TaskCompletionSource();
+            loop.CallLater(TimeSpan.FromSeconds(1), () => timerRanAfter = links);
+            void Link()
+            {
+                if (++links == DueAfter)
+                {
+                    clock.Advance(TimeSpan.FromSeconds(1)); // due from now on
+                }
+
+                if (timerRanAfter >= 0 || links == 10_000)
+                {
+                    done.TrySetResult();
+                    return;
+                }
+
+                loop.CallSoon(Link); // always one callback ready: the loop never goes idle
+            }
+
+            loop.CallSoon(Link);
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
+        }, options);
+
+        // Timers are looked at after every N callbacks: at most the rest of the batch the deadline passed in, and
+        // the link queued before the timer, run first.
+        Assert.InRange(timerRanAfter, DueAfter, DueAfter + N);
+    }
+
+    private sealed class PostTurns(int posts)
+    {
+        public int Links; // written by the loop thread only, read by the poster
+        public int Ran;   // how many posts have run
+        public readonly int[] PostedAfter = new int[posts]; // links run when the post was surely in the inject queue
+        public readonly int[] RanAfter = new int[posts];    // links run when the post ran
+    }
+
+    [Fact]
+    public void CallbacksPerIteration_gives_cross_thread_posts_a_turn_every_N_callbacks()
+    {
+        const int N = 4;
+        const int Posts = 20;
+        LoopOptions options = CreateOptions();
+        options.CallbacksPerIteration = N;
+        var turns = new PostTurns(Posts);
+        RunLoop(async loop =>
+        {
+            var done = new TaskCompletionSource();
+            void Link()
+            {
+                Volatile.Write(ref turns.Links, turns.Links + 1);
+                if (turns.Ran == Posts || turns.Links == 50_000_000)
+                {
+                    done.TrySetResult();
+                    return;
+                }
+
+                loop.CallSoon(Link); // always one callback ready: the loop never goes idle
+            }
+
+            loop.CallSoon(Link);
+            Task poster = Task.Factory.StartNew(() =>
+            {
+                for (int i = 0; i < Posts; i++)
+                {
+                    int post = i;
+                    loop.CallSoonThreadSafe(() =>
+                    {
+                        turns.RanAfter[post] = turns.Links;
+                        Volatile.Write(ref turns.Ran, post + 1);
+                    });
+                    turns.PostedAfter[post] = Volatile.Read(ref turns.Links);
+                    Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref turns.Ran) > post, TestPipes.TestTimeout), $"post {post} never ran");
+                }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
+            await poster.WaitAsync(TestPipes.TestTimeout);
+        }, options);
+
+        // Posts are moved to the ready queue after every N callbacks: at most the rest of the batch the post
+        // arrived in, and the link queued before it, run first.
+        Assert.Equal(Posts, turns.Ran);
+        for (int i = 0; i < Posts; i++)
+        {
+            Assert.True(turns.RanAfter[i] - turns.PostedAfter[i] <= N + 1,
+                $"post {i} arrived after link {turns.PostedAfter[i]} and ran after link {turns.RanAfter[i]}");
+        }
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(int.MinValue)]
+    public void CallbacksPerIteration_below_one_is_rejected_and_one_works(int value)
+    {
+        var options = new LoopOptions();
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => options.CallbacksPerIteration = value);
+        Assert.Equal("value", error.ParamName);
+        Assert.Equal(128, options.CallbacksPerIteration); // unchanged, the default
+
+        // One is the smallest: a callback, then timers, posts and I/O get a turn.
+        LoopOptions one = CreateOptions();
+        one.CallbacksPerIteration = 1;
+        var order = new List<int>();
+        RunLoop(async loop =>
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                loop.CallSoon(static s => s.order.Add(s.i), (order, i));
+            }
+
+            await Task.Yield();
+            await loop.DelayAsync(TimeSpan.FromMilliseconds(1)).WaitAsync(TestPipes.TestTimeout);
+            await Task.Run(() => { }).WaitAsync(TestPipes.TestTimeout);
+        }, one);
+        Assert.Equal(Enumerable.Range(0, 10), order);
+    }
+
+    [Fact]
     public void A_default_handle_does_nothing()
     {
         LoopHandle handle = default;

@@ -82,20 +82,23 @@ public abstract class TcpWriteErrorTests : LoopTestBase
             var clientOptions = new TcpOptions { InputPauseThreshold = 16 * 1024, InputResumeThreshold = 8 * 1024 };
             var (listener, client, server) = await ConnectPairAsync(loop, serverOptions, clientOptions);
             await using (listener)
-            await using (server)
             {
                 // Far more than the kernel's socket buffers hold: the socket takes what it can at once, and the rest
                 // goes out as a queued write (libuv's uv_write, a pending send on the managed loop). The flush waits
                 // for it: a pending flush means that write is in flight, since the send pump ran inline in this call.
-                byte[] payload = RandomPayload(32 * 1024 * 1024, seed: 11);
+                byte[] payload = RandomPayload(8 * 1024 * 1024, seed: 11);
                 Task<FlushResult> flush = server.Output.WriteAsync(payload).AsTask();
-                Assert.False(flush.IsCompleted, "32 MiB went out at once: the write never had to wait");
+                Assert.False(flush.IsCompleted, "8 MiB went out at once: the write never had to wait");
 
                 client.Abort(); // the peer resets with everything unread
                 await client.DisposeAsync();
 
                 await Assert.ThrowsAsync<ConnectionResetException>(() => flush.WaitAsync(TestTimeout));
                 await Assert.ThrowsAsync<ConnectionResetException>(async () => await server.Output.WriteAsync(new byte[] { 1 }).AsTask().WaitAsync(TestTimeout));
+
+                // Disposed only now: had the flush not failed, a graceful close would wait for the unsent megabytes
+                // (the loop's shutdown aborts a connection left open instead).
+                await server.DisposeAsync().AsTask().WaitAsync(TestTimeout);
             }
         });
     }

@@ -258,7 +258,7 @@ public abstract class ContextTests : LoopTestBase
             Task observed = job.ContinueWith(
                 _ => completedOn = Environment.CurrentManagedThreadId,
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            await observed;
+            await observed.WaitAsync(TestPipes.TestTimeout);
             Assert.Equal(id, completedOn);
         });
     }
@@ -286,7 +286,7 @@ public abstract class ContextTests : LoopTestBase
                 ct.ThrowIfCancellationRequested();
                 return 1;
             }, (started, during), during.Token);
-            await started.Task;
+            await started.Task.WaitAsync(TestPipes.TestTimeout);
             during.Cancel();
             var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
             Assert.True(running.IsCanceled);

@@ -59,7 +59,7 @@ public abstract class MisuseTests : LoopTestBase
                 fromOtherLoop = Assert.Throws<InvalidOperationException>(() => other.RunUntilComplete(() => Task.CompletedTask));
                 done.SetResult();
             });
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Contains("already running a loop", fromMain!.Message);
         Assert.Contains("already running a loop", fromCallback!.Message);
@@ -177,7 +177,7 @@ public abstract class MisuseTests : LoopTestBase
                     caught.SetResult(e);
                 }
             });
-            Exception? fromCallback = await caught.Task;
+            Exception? fromCallback = await caught.Task.WaitAsync(TestPipes.TestTimeout);
             Assert.IsType<InvalidOperationException>(fromCallback);
             Assert.Equal(2, await inner.Task);
 

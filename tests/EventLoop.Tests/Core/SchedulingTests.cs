@@ -43,7 +43,7 @@ public abstract class SchedulingTests : LoopTestBase
                 });
             });
             loop.CallSoon(() => { order.Add("b"); loop.CallSoon(() => order.Add("d")); });
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal(["a", "b", "c", "d", "e"], order);
     }
@@ -61,7 +61,7 @@ public abstract class SchedulingTests : LoopTestBase
             loop.CallAt(loop.Time, static s => s.seen.Add(("at", s.n)), (seen, n: 4));
             await Task.Run(() => loop.CallSoonThreadSafe(static s => { s.seen.Add(("other thread", s.n)); }, (seen, n: 5)));
             loop.CallLater(TimeSpan.FromMilliseconds(1), static s => s.SetResult(), done);
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal(5, seen.Count);
         Assert.Equal([("soon", 1), ("threadsafe", 2)], seen.Take(2));
@@ -98,7 +98,7 @@ public abstract class SchedulingTests : LoopTestBase
         {
             var done = new TaskCompletionSource();
             LoopHandle handle = loop.CallSoon(() => { runs++; done.SetResult(); });
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
             Assert.False(handle.IsPending);
             Assert.False(handle.IsCancelled);
             Assert.False(handle.Cancel());
@@ -351,7 +351,7 @@ public abstract class SchedulingTests : LoopTestBase
             loop.CallSoonThreadSafe(() => order.Add(4));
             var done = new TaskCompletionSource();
             loop.CallSoon(done.SetResult);
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal([1, 2, 3, 4], order);
     }
@@ -362,6 +362,7 @@ public abstract class SchedulingTests : LoopTestBase
         int spins = 0;
         bool timerFired = false;
         bool postRan = false;
+        bool starved = false;
         RunLoop(async loop =>
         {
             var done = new TaskCompletionSource();
@@ -374,14 +375,22 @@ public abstract class SchedulingTests : LoopTestBase
                     return;
                 }
 
+                if (spins == 20_000_000)
+                {
+                    starved = true; // fail instead of spinning for ever
+                    done.TrySetResult();
+                    return;
+                }
+
                 loop.CallSoon(Spin); // always ready work: the loop never goes idle
             }
 
             loop.CallSoon(Spin);
             loop.CallLater(TimeSpan.FromMilliseconds(2), () => timerFired = true);
             _ = Task.Run(() => loop.CallSoonThreadSafe(() => postRan = true));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
+        Assert.False(starved, $"after {spins} callbacks the timer had {(timerFired ? "" : "not ")}fired and the post had {(postRan ? "" : "not ")}run");
         Assert.True(timerFired);
         Assert.True(postRan);
         Assert.True(spins > 1);

@@ -61,8 +61,13 @@ internal sealed class ManagedLoop : Loop
                 // with no socket registered and work ready there is nothing to poll.
                 if (timeout != 0 && PrepareToSleep())
                 {
-                    _poller.Wait(timeout);
+                    // Only the wait itself is the backend's: the handlers run app code (resumed reads), whose blocking
+                    // waits the deadlock check must still see.
+                    IsInBackendWait = true;
+                    int ready = _poller.Poll(timeout);
+                    IsInBackendWait = false;
                     AfterSleep();
+                    _poller.Dispatch(ready);
                 }
                 else if (_poller.Registered != 0)
                 {

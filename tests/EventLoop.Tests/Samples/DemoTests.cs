@@ -93,8 +93,8 @@ public abstract class DemoTests : LoopTestBase
         TimeSpan floor = TimeSpan.FromMilliseconds((4 * DownloadMs) + (4 * Sleeps));
         Assert.True(result.Sequential >= floor, $"one after another took {result.Sequential}, less than the {floor} its pieces need in a row");
 
-        // And all at once is faster.
-        Assert.True(result.Concurrent < result.Sequential, $"{result.Concurrent} vs {result.Sequential}");
+        // (Not asserted: that all at once is faster. It is by design, but on a loaded two-core machine the CPU-bound
+        // pieces running side by side can take as long as everything in a row; a timing bound would be flaky.)
 
         string output = text.ToString();
         Assert.Equal(11, output.Split('\n').Count(l => l.StartsWith("  done ")));

@@ -148,14 +148,18 @@ internal sealed unsafe class EpollPoller : IDisposable
     /// Waits up to <paramref name="timeoutMilliseconds"/> (0: just look, -1: until something happens) and runs the
     /// handlers of what became ready, inline. Returns how many I/O events it handled (wake-ups not counted).
     /// </summary>
-    public int Wait(int timeoutMilliseconds)
+    public int Wait(int timeoutMilliseconds) => Dispatch(Poll(timeoutMilliseconds));
+
+    /// <summary>The wait alone (<c>epoll_wait</c>): returns how many events to <see cref="Dispatch"/>.</summary>
+    public int Poll(int timeoutMilliseconds)
     {
         int count = Linux.EpollWait(_epfd, _events, MaxEvents, timeoutMilliseconds);
-        if (count <= 0)
-        {
-            return 0; // timeout, or EINTR: the loop simply comes round again
-        }
+        return count < 0 ? 0 : count; // EINTR: the loop simply comes round again
+    }
 
+    /// <summary>Runs the handlers of the <paramref name="count"/> events the last <see cref="Poll"/> fetched. Returns the I/O events handled.</summary>
+    public int Dispatch(int count)
+    {
         int handled = 0;
         for (int i = 0; i < count; i++)
         {

@@ -81,6 +81,14 @@ M = [
  "            CompleteInput(null);\n            return;\n        }\n\n        ReadAvailable();",
  "            CompleteInput(null);\n            return;\n        }",
  "ManagedTcpTests|ManagedStormTests", "the managed poller never reads again after backpressure (edge-triggered: no new edge for bytes already waiting)"),
+ ("reset-after-failed-send-reads-as-eof", "src/EventLoop/Transports/LoopConnection.cs",
+ "        _resetSeen && !_disposed && !_aborted ? new ConnectionResetException",
+ "        _resetSeen && _disposed && !_aborted ? new ConnectionResetException",
+ "TcpWriteErrorTests", "after a send met a reset, the read side reports a clean end of stream"),
+("shutdown-send-hides-send-failure", "src/EventLoop/Transports/LoopConnection.cs",
+ "        if (_sendError is { } error && !_aborted)",
+ "        if (_sendError is { } error && _aborted)",
+ "TcpWriteErrorTests", "ShutdownSendAsync completes cleanly although what was written could not be sent"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using static EventLoop.Tests.TestPipes;
 
@@ -96,9 +97,40 @@ public abstract class TcpWriteErrorTests : LoopTestBase
                 await Assert.ThrowsAsync<ConnectionResetException>(() => flush.WaitAsync(TestTimeout));
                 await Assert.ThrowsAsync<ConnectionResetException>(async () => await server.Output.WriteAsync(new byte[] { 1 }).AsTask().WaitAsync(TestTimeout));
 
+                // The send met the reset first and took the socket's error; the read side then finds only an end of
+                // stream, which must still say reset, not look like the peer's clean close. (Not on the portable
+                // socket transport: its receive completes on another thread and may find that end of stream before
+                // the failed send is reported back to the loop; it is not Linux's default.)
+                if (loop is not EventLoop.Managed.ManagedLoop { UsesEpoll: false })
+                {
+                    await Assert.ThrowsAsync<ConnectionResetException>(() => ReadToEndAsync(server.Input).WaitAsync(TestTimeout));
+                }
+
                 // Disposed only now: had the flush not failed, a graceful close would wait for the unsent megabytes
                 // (the loop's shutdown aborts a connection left open instead).
                 await server.DisposeAsync().AsTask().WaitAsync(TestTimeout);
+            }
+        });
+    }
+
+    [Fact]
+    public void ShutdownSendAsync_reports_that_what_was_written_could_not_be_sent()
+    {
+        RunLoop(async loop =>
+        {
+            var serverOptions = new TcpOptions { OutputPauseThreshold = 0 }; // never pause: the shutdown waits for the send
+            var clientOptions = new TcpOptions { InputPauseThreshold = 16 * 1024, InputResumeThreshold = 8 * 1024 };
+            var (listener, client, server) = await ConnectPairAsync(loop, serverOptions, clientOptions);
+            await using (listener)
+            await using (server)
+            {
+                server.Output.Write(RandomPayload(8 * 1024 * 1024, seed: 12)); // buffered, not yet flushed
+                Task shutdown = server.ShutdownSendAsync().AsTask();           // sends it, then the FIN
+                client.Abort();                                                // the peer resets with it unread
+                await client.DisposeAsync();
+
+                // A clean completion would tell the caller everything went out before the FIN.
+                await Assert.ThrowsAsync<ConnectionResetException>(() => shutdown.WaitAsync(TestTimeout));
             }
         });
     }
@@ -134,4 +166,9 @@ public sealed class ManagedTcpWriteErrorTests : TcpWriteErrorTests
 public sealed class LibuvTcpWriteErrorTests : TcpWriteErrorTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();
+}
+
+public sealed class ManagedSocketsTcpWriteErrorTests : TcpWriteErrorTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
 }

@@ -137,7 +137,7 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
             }
             else if (received == 0)
             {
-                CompleteInput(null); // the peer half-closed: end of stream
+                CompleteInput(EndOfStream()); // the peer half-closed: end of stream
                 return;
             }
             else if (received == -Linux.EAGAIN)
@@ -250,7 +250,7 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
         }
         catch (Exception ex)
         {
-            error = TranslateError(ex, "Sending");
+            error = SendFailed(ex);
         }
 
         await reader.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);

@@ -114,6 +114,37 @@ public abstract class TcpWriteErrorTests : LoopTestBase
     }
 
     [Fact]
+    public void A_write_that_meets_the_reset_first_leaves_the_read_side_reporting_the_reset()
+    {
+        RunLoop(async loop =>
+        {
+            var (listener, client, server) = await ConnectPairAsync(loop);
+            await using (listener)
+            await using (server)
+            {
+                client.Abort(); // the RST reaches the server's socket at once (loopback), before the loop looks at it
+
+                // No await in between: the write runs inline in this call, meets the reset and takes the socket's
+                // error, so when the loop then reads it finds only an end of stream.
+                // (The flush that fed the failing send completes first; the failure is on the next one, as above.)
+                ValueTask<FlushResult> write = server.Output.WriteAsync(RandomPayload(1000, seed: 13));
+                Assert.True(write.IsCompleted, "the send pump runs inline in the flush");
+                await Assert.ThrowsAsync<ConnectionResetException>(async () =>
+                {
+                    await write;
+                    await server.Output.WriteAsync(new byte[] { 1 });
+                });
+                if (loop is not EventLoop.Managed.ManagedLoop { UsesEpoll: false }) // see the in-flight test
+                {
+                    await Assert.ThrowsAsync<ConnectionResetException>(() => ReadToEndAsync(server.Input).WaitAsync(TestTimeout));
+                }
+
+                await client.DisposeAsync();
+            }
+        });
+    }
+
+    [Fact]
     public void ShutdownSendAsync_reports_that_what_was_written_could_not_be_sent()
     {
         RunLoop(async loop =>

@@ -73,6 +73,22 @@ M = [
  "        TcpConnect.ConnectAsync(endpoint, (Loop: loop, Options: options),",
  "        TcpConnect.ConnectAsync(endpoint is DnsEndPoint ? new IPEndPoint(IPAddress.Any, 0) : endpoint, (Loop: loop, Options: options),",
  "ManagedReliabilityTests", "a DnsEndPoint connect on the managed loop does not resolve the name"),
+ ("epoll-edge-end-of-stream-lost", "src/EventLoop/Managed/Epoll/EpollConnection.cs",
+ "            _peerDone = true;",
+ "            _peerDone = false;",
+ "EpollPollerTests|ManagedTcpTests|ManagedStormTests", "the managed poller stops at a short read although the edge also brought the end of stream or a reset"),
+("epoll-no-read-after-backpressure", "src/EventLoop/Managed/Epoll/EpollConnection.cs",
+ "            CompleteInput(null);\n            return;\n        }\n\n        ReadAvailable();",
+ "            CompleteInput(null);\n            return;\n        }",
+ "ManagedTcpTests|ManagedStormTests", "the managed poller never reads again after backpressure (edge-triggered: no new edge for bytes already waiting)"),
+ ("reset-after-failed-send-reads-as-eof", "src/EventLoop/Transports/LoopConnection.cs",
+ "        _resetSeen && !_disposed && !_aborted ? new ConnectionResetException",
+ "        _resetSeen && _disposed && !_aborted ? new ConnectionResetException",
+ "TcpWriteErrorTests", "after a send met a reset, the read side reports a clean end of stream"),
+("shutdown-send-hides-send-failure", "src/EventLoop/Transports/LoopConnection.cs",
+ "        if (_sendError is { } error && !_aborted)",
+ "        if (_sendError is { } error && _aborted)",
+ "TcpWriteErrorTests", "ShutdownSendAsync completes cleanly although what was written could not be sent"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

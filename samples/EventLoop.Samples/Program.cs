@@ -55,14 +55,35 @@ producerConsumer.SetAction(parse =>
     return Run(parse.GetValue(loopOption)!, loop => ProducerConsumerDemo.RunAsync(loop, AnsiConsole.Console, scale));
 });
 
-var unsync = new Command("unsync", "CPU-bound work on the thread pool, blocking calls in the executor and loop sleeps, all at once.");
-unsync.SetAction(parse => Run(parse.GetValue(loopOption)!, loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console)));
+var unsync = new Command("unsync",
+    "CPU-bound work on the thread pool, blocking calls in the executor and loop sleeps, all at once; then async functions on a loop in a background thread while the main thread goes on.");
+unsync.SetAction(parse =>
+{
+    int status = Run(parse.GetValue(loopOption)!, loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console));
+    if (status != 0)
+    {
+        return status;
+    }
+
+    AnsiConsole.WriteLine();
+    return RunOffLoop(parse.GetValue(loopOption)!, policy =>
+    {
+        UnsyncDemo.RunInBackground(policy, AnsiConsole.Console);
+        return Task.CompletedTask;
+    });
+});
 
 var hostOption = new Option<string>("--host") { Description = "Address to listen on.", DefaultValueFactory = _ => "127.0.0.1" };
 var portOption = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8888 };
+var loopsOption = new Option<int>("--loops")
+{
+    Description = "Serve on a group of N loops, each on its own thread (connections spread across them); 1 is a single loop on the main thread.",
+    DefaultValueFactory = _ => 1,
+};
 var echoServer = new Command("echo-server", "A TCP echo server on the loop; prints the address it listens on and serves until Ctrl+C.");
 echoServer.Options.Add(hostOption);
 echoServer.Options.Add(portOption);
+echoServer.Options.Add(loopsOption);
 echoServer.SetAction(parse =>
 {
     if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
@@ -78,10 +99,22 @@ echoServer.SetAction(parse =>
         return 2;
     }
 
+    int loops = parse.GetValue(loopsOption);
+    if (loops < 1)
+    {
+        AnsiConsole.MarkupLine("[red]--loops must be at least 1.[/]");
+        return 2;
+    }
+
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
     using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
         System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
+    if (loops > 1)
+    {
+        return RunOffLoop(parse.GetValue(loopOption)!, policy => EchoServer.RunGroupAsync(policy, loops, host, port, AnsiConsole.Console, stop.Token));
+    }
+
     return Run(parse.GetValue(loopOption)!, loop => EchoServer.RunAsync(loop, host, port, AnsiConsole.Console, stop.Token));
 });
 
@@ -206,6 +239,24 @@ static int Run(string policyName, Func<Loop, Task> demo)
     }
 
     Loop.Run(() => demo(Loop.Current), policy);
+    return 0;
+}
+
+// For demos that start their own loops (a group): the policy by name, and the demo run on this thread.
+static int RunOffLoop(string policyName, Func<LoopPolicy, Task> demo)
+{
+    LoopPolicy policy;
+    try
+    {
+        policy = EventLoopPolicy.FromName(policyName);
+    }
+    catch (ArgumentException ex)
+    {
+        AnsiConsole.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
+        return 2;
+    }
+
+    demo(policy).GetAwaiter().GetResult();
     return 0;
 }
 

@@ -89,7 +89,7 @@ M = [
  "        if (_sendError is { } error && !_aborted)",
  "        if (_sendError is { } error && _aborted)",
  "TcpWriteErrorTests", "ShutdownSendAsync completes cleanly although what was written could not be sent"),
-("inject-queue-empty-with-last-post-waiting", "src/EventLoop/Internal/InjectQueue.cs",
+(46, "inject-queue-empty-with-last-post-waiting", "src/EventLoop/Internal/InjectQueue.cs",
  "    public bool IsEmpty => _head == _stub && Volatile.Read(ref _tail.Node) == _stub;",
  "    public bool IsEmpty => Volatile.Read(ref _tail.Node) == _head;",
  "SchedulingTests", "the intrusive inject queue says it is empty while its last post waits to be handed out (the loop sleeps on it)"),

@@ -271,6 +271,7 @@ public abstract partial class Loop : IDisposable
     /// Posts from many threads are kept in order per thread and wake the loop once.
     /// </summary>
     /// <exception cref="InvalidOperationException">The loop is closed.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     public LoopHandle CallSoonThreadSafe(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
@@ -284,6 +285,7 @@ public abstract partial class Loop : IDisposable
     /// even while the loop shuts down.
     /// </remarks>
     /// <exception cref="InvalidOperationException">The loop is closed, or closing and no longer takes posts from other threads.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     public LoopHandle CallSoonThreadSafe<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
@@ -300,7 +302,7 @@ public abstract partial class Loop : IDisposable
         {
             _ready.Enqueue(item, null);
         }
-        else if (!TryInject(item, null))
+        else if (!TryInject(item))
         {
             item.Discard();
             ThrowHelper.ThrowClosed(this);

@@ -121,6 +121,10 @@ M = [
  "        finally\n        {\n            socket.Dispose();\n        }",
  "        finally\n        {\n        }",
  "ManagedHandOffTests|ManagedLoopGroupTests", "a socket handed to the managed poller keeps its .NET descriptor open beside the poller's duplicate (a leak, and no FIN at close)"),
+(46, "inject-queue-empty-with-last-post-waiting", "src/EventLoop/Internal/InjectQueue.cs",
+ "    public bool IsEmpty => _head == _stub && Volatile.Read(ref _tail.Node) == _stub;",
+ "    public bool IsEmpty => Volatile.Read(ref _tail.Node) == _head;",
+ "SchedulingTests", "the intrusive inject queue says it is empty while its last post waits to be handed out (the loop sleeps on it)"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -1,14 +1,15 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using Spectre.Console;
 
 namespace EventLoop.Samples.Demos;
 
-/// <summary>A TCP echo server on the loop: every connection's input is copied to its output.</summary>
+/// <summary>A TCP echo server on the loop, over TLS when given <paramref name="tls"/> options: every connection's input is copied to its output.</summary>
 internal static class EchoServer
 {
-    public static async Task RunAsync(Loop loop, IPAddress host, int port, IAnsiConsole console, CancellationToken cancellationToken)
+    public static async Task RunAsync(Loop loop, IPAddress host, int port, IAnsiConsole console, CancellationToken cancellationToken, SslServerAuthenticationOptions? tls = null)
     {
         if (loop.PolicyName == "managed")
         {
@@ -19,8 +20,14 @@ internal static class EchoServer
             Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         }
 
-        await using ConnectionListener listener = await loop.ListenTcpAsync(new IPEndPoint(host, port), new TcpOptions { Backlog = 1024 }, cancellationToken);
-        console.WriteLine($"listening on {listener.LocalEndPoint} ({loop.PolicyName} loop)");
+        var endpoint = new IPEndPoint(host, port);
+        var options = new TcpOptions { Backlog = 1024 };
+        await using ConnectionListener listener = tls is null
+            ? await loop.ListenTcpAsync(endpoint, options, cancellationToken)
+            : await loop.ListenTlsAsync(endpoint, tls, options,
+                new TlsOptions { HandshakeFailed = (peer, error) => console.WriteLine($"TLS handshake from {peer} failed: {error.Message}") },
+                cancellationToken);
+        console.WriteLine($"listening on {listener.LocalEndPoint} ({loop.PolicyName} loop{(tls is null ? "" : ", TLS")})");
         var connections = new HashSet<Task>();
         try
         {

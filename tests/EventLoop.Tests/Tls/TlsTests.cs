@@ -200,19 +200,29 @@ public abstract class TlsTests : LoopTestBase
     }
 
     [Fact]
-    public void A_half_closed_client_still_receives_what_the_server_sends_after()
+    public void Half_close_sends_close_notify_and_a_FIN_and_the_half_closed_side_still_receives()
     {
         RunLoop(async loop =>
         {
-            await using ConnectionListener listener = await loop.ListenTlsAsync(AnyLoopbackPort, TestCertificates.Server());
+            // The server upgrades a plaintext connection it holds, so the test can watch the TCP layer under TLS too.
+            await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
             Task<Connection> accept = listener.AcceptAsync().AsTask();
-            await using TlsConnection client = await loop.ConnectTlsAsync(listener.LocalEndPoint, TestCertificates.Client()).AsTask().WaitAsync(Timeout);
-            await using Connection server = await accept.WaitAsync(Timeout);
+            Task<TlsConnection> connecting = loop.ConnectTlsAsync(listener.LocalEndPoint, TestCertificates.Client()).AsTask();
+            Connection serverTcp = await accept.WaitAsync(Timeout);
+            await using TlsConnection server = await serverTcp.StartTlsAsync(TestCertificates.Server()).AsTask().WaitAsync(Timeout);
+            await using TlsConnection client = await connecting.WaitAsync(Timeout);
 
             await client.Output.WriteAsync("question"u8.ToArray());
             await client.ShutdownSendAsync().AsTask().WaitAsync(Timeout);
             Assert.Equal("question"u8.ToArray(), await TestPipes.ReadToEndAsync(server.Input).WaitAsync(Timeout));
             Assert.True(server.ConnectionClosed.IsCancellationRequested);
+
+            // close_notify ended the TLS stream; the FIN after it ends the TCP connection's input under it.
+            var fin = new TaskCompletionSource();
+            using (serverTcp.ConnectionClosed.Register(() => fin.TrySetResult()))
+            {
+                await fin.Task.WaitAsync(Timeout);
+            }
 
             await server.Output.WriteAsync("answer"u8.ToArray());
             await server.DisposeAsync().AsTask().WaitAsync(Timeout);
@@ -748,9 +758,11 @@ public abstract class TlsTests : LoopTestBase
             Task<Connection> accept = listener.AcceptAsync().AsTask();
             TlsConnection client = await loop.ConnectTlsAsync(listener.LocalEndPoint, TestCertificates.Client()).AsTask().WaitAsync(Timeout);
             await using Connection server = await accept.WaitAsync(Timeout);
+            int openHandles = loop.OpenNativeHandleCount;
             await client.Output.WriteAsync("last words"u8.ToArray());
             await Task.Run(async () => await client.DisposeAsync()).WaitAsync(Timeout);
             Assert.True(client.ConnectionClosed.IsCancellationRequested);
+            Assert.Equal(openHandles - 1, loop.OpenNativeHandleCount); // the TCP connection under it is closed too
             Assert.Equal("last words"u8.ToArray(), await TestPipes.ReadToEndAsync(server.Input).WaitAsync(Timeout));
             await Task.Run(async () => await client.DisposeAsync()).WaitAsync(Timeout); // again: the same close
 

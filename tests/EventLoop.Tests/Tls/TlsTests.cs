@@ -745,6 +745,63 @@ public abstract class TlsTests : LoopTestBase
         });
     }
 
+    [Fact]
+    public void Idle_TLS_connections_hold_no_more_pool_blocks_than_the_TCP_connections_under_them()
+    {
+        RunLoop(async loop =>
+        {
+            const int Pairs = 40;
+
+            // What idle TCP connections of this loop hold (the managed loop's receive pump holds a block while it
+            // waits; libuv takes one only when bytes arrive), measured with the same exchange.
+            async Task<int> IdleBlocksAsync(Func<EndPoint, Task<Connection>> connect, Func<Task<ConnectionListener>> listen)
+            {
+                await using ConnectionListener listener = await listen();
+                var connections = new List<Connection>();
+                int before = loop.MemoryPool.RentedCount;
+                for (int i = 0; i < Pairs; i++)
+                {
+                    Task<Connection> accept = listener.AcceptAsync().AsTask();
+                    Connection client = await connect(listener.LocalEndPoint);
+                    Connection server = await accept.WaitAsync(Timeout);
+                    connections.Add(client);
+                    connections.Add(server);
+                    Task echo = EchoOnceAsync(server);
+                    await AssertEchoesAsync(client, $"hello {i}");
+                    await echo.WaitAsync(Timeout);
+                }
+
+                await loop.DelayAsync(TimeSpan.FromMilliseconds(50));
+                int held = loop.MemoryPool.RentedCount - before;
+                foreach (Connection connection in connections)
+                {
+                    await connection.DisposeAsync().AsTask().WaitAsync(Timeout);
+                }
+
+                return held;
+            }
+
+            static async Task EchoOnceAsync(Connection connection)
+            {
+                ReadResult result = await connection.Input.ReadAsync();
+                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                {
+                    connection.Output.Write(segment.Span);
+                }
+
+                connection.Input.AdvanceTo(result.Buffer.End);
+                await connection.Output.FlushAsync();
+            }
+
+            int tcp = await IdleBlocksAsync(
+                async endpoint => await loop.ConnectTcpAsync(endpoint), async () => await loop.ListenTcpAsync(AnyLoopbackPort));
+            int tls = await IdleBlocksAsync(
+                async endpoint => await loop.ConnectTlsAsync(endpoint, TestCertificates.Client()),
+                async () => await loop.ListenTlsAsync(AnyLoopbackPort, TestCertificates.Server()));
+            Assert.True(tls <= tcp + 2, $"{Pairs * 2} idle TLS connections hold {tls} blocks of 64 KiB, their TCP connections alone {tcp}");
+        });
+    }
+
     // ------------------------------------------------------------------ closing
 
     [Fact]

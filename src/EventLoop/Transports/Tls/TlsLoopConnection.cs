@@ -78,9 +78,14 @@ internal sealed class TlsLoopConnection : LoopConnection
         {
             while (true)
             {
+                // Wait for ciphertext with a zero-byte read, so an idle connection holds no block of the pool (a
+                // read into the pipe would hold one for as long as the peer is silent); then read into the pipe,
+                // which completes at once unless only part of a record has arrived.
+                await _ssl.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                await BackOnLoop(); // SslStream continued inline on the loop thread, with no context current
                 Memory<byte> memory = writer.GetMemory(MinimumReadSize);
                 int received = await _ssl.ReadAsync(memory).ConfigureAwait(false);
-                await BackOnLoop(); // SslStream continued inline on the loop thread, with no context current
+                await BackOnLoop();
 
                 if (received == 0)
                 {

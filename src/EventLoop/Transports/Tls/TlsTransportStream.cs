@@ -10,7 +10,8 @@ namespace EventLoop.Transports.Tls;
 /// </summary>
 /// <remarks>
 /// <list type="bullet">
-/// <item>Reads take what the inner input holds, and otherwise wait. The first read also takes bytes a STARTTLS
+/// <item>Reads take what the inner input holds, and otherwise wait. A zero-byte read waits for bytes and takes none:
+/// SslStream passes the TLS layer's zero-byte reads through, so an idle connection holds no buffer. The first read also takes bytes a STARTTLS
 /// caller examined without consuming them (<c>AdvanceTo(consumed, examined)</c> would make a plain read wait for
 /// more: a client hello that came with the STARTTLS command would be stranded).</item>
 /// <item>Every wait completes on the loop thread with no context current, so SslStream continues inline there
@@ -81,11 +82,6 @@ internal sealed class TlsTransportStream : Stream, IValueTaskSource<int>
             if (_stopped)
             {
                 throw Stopped();
-            }
-
-            if (buffer.IsEmpty)
-            {
-                return new ValueTask<int>(0);
             }
 
             if (_firstRead)
@@ -188,6 +184,13 @@ internal sealed class TlsTransportStream : Stream, IValueTaskSource<int>
             _input.AdvanceTo(data.End);
             SawEndOfStream = result.IsCompleted;
             return 0; // only an ended input is empty here
+        }
+
+        if (destination.IsEmpty)
+        {
+            // A zero-byte read: bytes are here. Consume and examine nothing, so the next read returns them at once.
+            _input.AdvanceTo(data.Start);
+            return 0;
         }
 
         int count = (int)Math.Min(destination.Length, data.Length);

@@ -26,7 +26,14 @@ internal sealed class TlsLoopConnection : LoopConnection
 {
     private const int MinimumReadSize = 4096;
 
+    /// <summary>
+    /// Plaintext decrypted into the input pipe before it is flushed to the application (uvloop reads 256 KiB at a
+    /// time), and never more than the input's pause threshold.
+    /// </summary>
+    private const long MaxUnflushed = 256 * 1024;
+
     private readonly Connection _inner;
+    private readonly long _maxUnflushed;
     private readonly SslStream _ssl;
     private readonly TlsTransportStream _transport;
     private Task _receiving = Task.CompletedTask;
@@ -37,6 +44,7 @@ internal sealed class TlsLoopConnection : LoopConnection
         : base(loop, options, inner.LocalEndPoint, inner.RemoteEndPoint)
     {
         _inner = inner;
+        _maxUnflushed = options.InputPauseThreshold > 0 ? Math.Min(MaxUnflushed, options.InputPauseThreshold) : MaxUnflushed;
         _ssl = ssl;
         _transport = transport;
         NegotiatedApplicationProtocol = ssl.NegotiatedApplicationProtocol;
@@ -76,29 +84,58 @@ internal sealed class TlsLoopConnection : LoopConnection
         Exception? error = null;
         try
         {
+            // Wait for ciphertext with a zero-byte read, so an idle connection holds no block of the pool (a read
+            // into the pipe would hold one for as long as the peer is silent).
+            ValueTask<int> waiting = _ssl.ReadAsync(Memory<byte>.Empty);
             while (true)
             {
-                // Wait for ciphertext with a zero-byte read, so an idle connection holds no block of the pool (a
-                // read into the pipe would hold one for as long as the peer is silent); then read into the pipe,
-                // which completes at once unless only part of a record has arrived.
-                await _ssl.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                await waiting.ConfigureAwait(false);
                 await BackOnLoop(); // SslStream continued inline on the loop thread, with no context current
-                Memory<byte> memory = writer.GetMemory(MinimumReadSize);
-                int received = await _ssl.ReadAsync(memory).ConfigureAwait(false);
-                await BackOnLoop();
+                waiting = default;
 
-                if (received == 0)
+                // Then decrypt into the pipe every record already here, up to a bound, and hand them to the
+                // application in one flush (a 64 KiB message is four records: one wake-up and one reply, not four).
+                // A read completes at once unless only part of a record has arrived; the rest is on its way.
+                long unflushed = 0;
+                bool ended = false;
+                while (true)
                 {
-                    break; // close_notify, or the inner connection's end of stream
+                    Memory<byte> memory = writer.GetMemory(MinimumReadSize);
+                    int received = await _ssl.ReadAsync(memory).ConfigureAwait(false);
+                    await BackOnLoop();
+                    if (received == 0)
+                    {
+                        ended = true; // close_notify, or the inner connection's end of stream
+                        break;
+                    }
+
+                    writer.Advance(received);
+                    unflushed += received;
+                    waiting = _ssl.ReadAsync(Memory<byte>.Empty); // more here already?
+                    if (!waiting.IsCompleted || unflushed >= _maxUnflushed)
+                    {
+                        break;
+                    }
+
+                    waiting.GetAwaiter().GetResult();
+                    waiting = default;
                 }
 
-                writer.Advance(received);
-
-                // While the application has not consumed enough, this waits, and SslStream reads nothing more.
-                FlushResult flush = await writer.FlushAsync().ConfigureAwait(true);
-                if (flush.IsCompleted || flush.IsCanceled)
+                if (unflushed > 0)
                 {
-                    break; // the application stopped reading, or Abort woke us
+                    // While the application has not consumed enough, this waits, and SslStream reads nothing more.
+                    FlushResult flush = await writer.FlushAsync().ConfigureAwait(true);
+                    ended |= flush.IsCompleted || flush.IsCanceled; // the application stopped reading, or Abort woke us
+                }
+
+                if (ended)
+                {
+                    if (!waiting.IsCompleted)
+                    {
+                        _ = ObserveAsync(waiting); // it ends with the connection; nobody reads any more
+                    }
+
+                    break;
                 }
             }
         }
@@ -112,6 +149,18 @@ internal sealed class TlsLoopConnection : LoopConnection
         // ConnectionClosed.
         SignalClosed();
         await writer.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);
+    }
+
+    private static async Task ObserveAsync(ValueTask<int> read)
+    {
+        try
+        {
+            await read.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The connection is closing; nobody reads any more.
+        }
     }
 
     private async Task SendLoopAsync()

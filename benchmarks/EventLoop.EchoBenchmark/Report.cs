@@ -27,7 +27,7 @@ internal static class Report
     public static string Markdown(List<CaseSummary> results, List<ServerSpec> servers, ClientSpec client, List<string> notes, Options options, bool pinned, string loadBefore)
     {
         var md = new StringBuilder();
-        md.AppendLine("# Echo benchmark");
+        md.AppendLine(options.Tls ? "# TLS echo benchmark" : "# Echo benchmark");
         md.AppendLine();
         md.AppendLine(Inv, $"Made {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {CpuModel()} (`nproc`: {Environment.ProcessorCount}), .NET {Environment.Version}; load average (1, 5, 15 min) before the run {loadBefore}, after it {LoadAverage()}. Command:");
         md.AppendLine();
@@ -81,9 +81,9 @@ internal static class Report
         AppendBullets(md, "Notes:", notes);
 
         md.AppendLine();
-        md.AppendLine("![echo throughput relative to the .NET thread-pool server](echo.png)");
+        md.AppendLine($"![echo throughput relative to the .NET thread-pool server]({options.ReportName}.png)");
         md.AppendLine();
-        md.AppendLine("![server CPU time per round trip](echo-cpu.png)");
+        md.AppendLine($"![server CPU time per round trip]({options.ReportName}-cpu.png)");
         return md.ToString();
     }
 
@@ -92,7 +92,7 @@ internal static class Report
     {
         bool relative = results.Any(r => r.Server == Baseline && r.MessagesPerSecond > 0);
         Bars(results, options, path,
-            $"TCP echo, {options.Connections} connections, ping-pong (server on one core; {client.Name} client)",
+            $"{(options.Tls ? "TLS" : "TCP")} echo, {options.Connections} connections, ping-pong (server on one core; {client.Name} client)",
             relative ? "msg/s relative to the .NET thread-pool server" : "thousand msg/s",
             r =>
             {

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Security;
 using System.Runtime.CompilerServices;
+using System.Security.Authentication;
 using EventLoop.Internal;
 
 namespace EventLoop.Transports.Tls;
@@ -142,7 +143,10 @@ internal sealed class TlsLoopConnection : LoopConnection
         catch (Exception ex)
         {
             await BackOnLoop();
-            error = TranslateError(ex, "Receiving");
+
+            // A TLS failure after the handshake (a bad record, an alert from the peer) is an I/O error of this
+            // connection, as a reset is: the pipes carry IOExceptions.
+            error = TranslateError(ex is AuthenticationException ? new IOException($"The TLS session failed: {ex.Message}", ex) : ex, "Receiving");
         }
 
         // Signalled first: completing the pipe runs the application's pending read inline, and it may look at

@@ -774,6 +774,13 @@ public abstract class TlsTests : LoopTestBase
 
                 await loop.DelayAsync(TimeSpan.FromMilliseconds(50));
                 int held = loop.MemoryPool.RentedCount - before;
+
+                // Each TLS connection waits in a zero-byte read: SslStream holds no buffer of its own for it either.
+                foreach (TlsConnection tls in connections.OfType<TlsConnection>())
+                {
+                    Assert.Equal(0, tls.Core.Transport.WaitingReadSize);
+                }
+
                 foreach (Connection connection in connections)
                 {
                     await connection.DisposeAsync().AsTask().WaitAsync(Timeout);

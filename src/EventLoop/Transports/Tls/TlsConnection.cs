@@ -29,6 +29,9 @@ public sealed class TlsConnection : Connection
 
     internal TlsConnection(TlsLoopConnection core) => _core = core;
 
+    /// <summary>The connection's core: its pipes and pumps.</summary>
+    internal TlsLoopConnection Core => _core;
+
     /// <inheritdoc/>
     public override PipeReader Input => _core.Input;
 

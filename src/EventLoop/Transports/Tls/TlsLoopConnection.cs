@@ -72,6 +72,9 @@ internal sealed class TlsLoopConnection : LoopConnection
 
     internal bool IsServer { get; }
 
+    /// <summary>The stream SslStream reads and writes (tests look at what an idle connection waits with).</summary>
+    internal TlsTransportStream Transport => _transport;
+
     /// <summary>Starts both pumps. Loop thread.</summary>
     internal void Start()
     {

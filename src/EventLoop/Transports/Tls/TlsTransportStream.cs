@@ -38,6 +38,7 @@ internal sealed class TlsTransportStream : Stream, IValueTaskSource<int>
     private ManualResetValueTaskSourceCore<int> _read;
     private ValueTask<ReadResult> _pendingRead;
     private Memory<byte> _readBuffer;
+    private bool _readPending;
 
     public TlsTransportStream(Connection inner)
     {
@@ -49,6 +50,12 @@ internal sealed class TlsTransportStream : Stream, IValueTaskSource<int>
 
     /// <summary>The first bytes the peer sent (up to 8): a handshake failure says "plaintext" when they are not TLS.</summary>
     public ReadOnlySpan<byte> FirstBytes => _firstBytes.AsSpan(0, _firstCount);
+
+    /// <summary>
+    /// The size of the buffer SslStream waits to fill, or -1 when it is not waiting: 0 for an idle connection (a
+    /// zero-byte read), so that neither the pool nor SslStream holds a buffer for it. Tests read it.
+    /// </summary>
+    internal int WaitingReadSize => _readPending ? _readBuffer.Length : -1;
 
     /// <summary>The inner connection ended its input (end of stream) while SslStream read.</summary>
     public bool SawEndOfStream { get; private set; }
@@ -107,6 +114,7 @@ internal sealed class TlsTransportStream : Stream, IValueTaskSource<int>
             _read.Reset();
             _pendingRead = read;
             _readBuffer = buffer;
+            _readPending = true;
             read.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onReadCompleted);
             return new ValueTask<int>(this, _read.Version);
         }
@@ -144,6 +152,7 @@ internal sealed class TlsTransportStream : Stream, IValueTaskSource<int>
         Memory<byte> buffer = _readBuffer;
         _pendingRead = default;
         _readBuffer = default;
+        _readPending = false;
         int count = 0;
         Exception? error = null;
         try

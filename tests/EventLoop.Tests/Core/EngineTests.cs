@@ -65,12 +65,17 @@ public abstract class EngineTests : LoopTestBase
 
             // The other thread's change is posted to the loop; the loop's own change, made after it, applies at
             // once. When the posted one runs it is stale and must do nothing.
-            var other = new Thread(() => timer.Change(TimeSpan.FromSeconds(1), Timeout.InfiniteTimeSpan));
+            var applied = new TaskCompletionSource();
+            var other = new Thread(() =>
+            {
+                timer.Change(TimeSpan.FromSeconds(1), Timeout.InfiniteTimeSpan);
+                loop.CallSoonThreadSafe(() => applied.SetResult()); // posts from one thread run in order: after the change
+            });
             other.Start();
             other.Join();
             Assert.True(timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan));
 
-            await loop.DelayAsync(TimeSpan.Zero); // the posted change runs in this turn
+            await applied.Task.WaitAsync(TestPipes.TestTimeout); // the posted change has run
             Assert.Equal(0, loop.LiveTimerCount); // it armed nothing (not even a timer that would find itself stale)
             loop.CallSoon(() => clock.Advance(TimeSpan.FromSeconds(10)));
             for (int i = 0; i < 3; i++)

@@ -882,3 +882,9 @@ public sealed class LibuvTlsTests : TlsTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();
 }
+
+/// <summary>The managed loop's portable socket transport (the default off Linux) under the whole TLS suite.</summary>
+public sealed class ManagedSocketsTlsTests : TlsTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
+}

@@ -24,7 +24,12 @@ internal static class Orchestrator
         var notes = new List<string>();
         var results = new List<CaseSummary>();
         var described = new List<ServerSpec>();
-        ClientSpec client = ChooseClient(repo, options, notes);
+        TlsEcho.CertificateFiles? certificate = options.Tls ? TlsEcho.WriteCertificate(repo) : null;
+        ClientSpec? client = certificate is null ? ChooseClient(repo, options, notes) : TlsEcho.ChooseClient(repo, certificate);
+        if (client is null)
+        {
+            return 1; // no TLS client: said why on stderr
+        }
         int? serverCore = options.SingleServerCore; // null when the server may use several cores
         int clientCore = options.ClientCore;
 
@@ -40,7 +45,7 @@ internal static class Orchestrator
             foreach (string name in roundOrder)
             {
                 List<ServerSpec> candidates = round == 0
-                    ? Candidates(name, repo, options, notes)
+                    ? certificate is null ? Candidates(name, repo, options, notes) : TlsEcho.Candidates(name, repo, options, certificate, notes)
                     : chosen.TryGetValue(name, out ServerSpec? known) ? [known] : [];
                 foreach (ServerSpec spec in candidates)
                 {
@@ -97,8 +102,8 @@ internal static class Orchestrator
             }
         }
 
-        string markdownPath = Path.Combine(outDir, "echo.md");
-        string chartPath = Path.Combine(outDir, "echo.png");
+        string markdownPath = Path.Combine(outDir, $"{options.ReportName}.md");
+        string chartPath = Path.Combine(outDir, $"{options.ReportName}.png");
         string markdown = Report.Markdown(results, described, client, notes, options, pin, loadBefore);
         await File.WriteAllTextAsync(markdownPath, markdown);
         Report.Chart(results, options, client, chartPath);

@@ -22,6 +22,8 @@ try
             return await EchoClient.RunFromArgsAsync(rest);
         case "server":
             return await EchoServers.RunFromArgsAsync(rest);
+        case "tls-server":
+            return await TlsEcho.RunServerFromArgsAsync(rest);
         case "help" or "--help" or "-h":
             Console.WriteLine(Options.Usage);
             return 0;
@@ -69,9 +71,13 @@ namespace EventLoop.EchoBenchmark
               --no-pin            do not pin with taskset (server on core 0, client on core 1)
               --inline-completions  run every .NET server with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
                                   (socket completions on the epoll thread instead of a thread-pool hop)
+              --tls               TLS echo instead (TlsEcho.cs): servers threadpool (SslStream), managed, libuv (ListenTlsAsync),
+                                  uvloop (ssl=); client benchmarks/echo/tls_echo_client.c (OpenSSL); default sizes 1024,65536;
+                                  writes echo-tls.md
             Roles used by the orchestrator:
               client --host H --port N --connections N --size BYTES --duration S --warmup S [--server-pid PID]
               server threadpool|loop [--loop managed|libuv] [--loops N] [--hash-rounds N] --host H --port N
+              tls-server threadpool|loop [--loop managed|libuv] --host H --port N --cert PEM
             """;
 
         public string[] Servers { get; init; } = ["threadpool", "managed", "libuv", "uvloop", "node"];
@@ -95,17 +101,22 @@ namespace EventLoop.EchoBenchmark
 
         /// <summary>The one core the server is pinned to, or null when it may run on several.</summary>
         public int? SingleServerCore => int.TryParse(ServerCores, NumberStyles.None, CultureInfo.InvariantCulture, out int core) ? core : null;
+        public bool Tls { get; init; }
+
+        /// <summary>The report's file name, without extension.</summary>
+        public string ReportName => Tls ? "echo-tls" : "echo";
 
         public static Options Parse(string[] args)
         {
             var o = new Options();
+            bool sizesGiven = false;
             for (int i = 0; i < args.Length; i++)
             {
                 string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
                 switch (args[i])
                 {
                     case "--servers": o = o with { Servers = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), ServersGiven = true }; break;
-                    case "--sizes": o = o with { Sizes = Next().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() }; break;
+                    case "--sizes": o = o with { Sizes = Next().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() }; sizesGiven = true; break;
                     case "--connections": o = o with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--duration": o = o with { Duration = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--warmup": o = o with { Warmup = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
@@ -122,11 +133,17 @@ namespace EventLoop.EchoBenchmark
                     case "--baseline": o = o with { Baseline = Next() }; break;
                     case "--hash-rounds": o = o with { HashRounds = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--messages-per-connection": o = o with { MessagesPerConnection = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--tls": o = o with { Tls = true }; break;
                     default: throw new ArgumentException($"Unknown option '{args[i]}'.");
                 }
             }
 
-            string[] known = ["threadpool", "managed", "libuv", "uvloop", "node", "managed-group", "libuv-group", "managed-group-handoff", "libuv-group-handoff"];
+            if (o.Tls)
+            {
+                o = o with { Sizes = sizesGiven ? o.Sizes : [1024, 64 * 1024], Servers = o.ServersGiven ? o.Servers : ["threadpool", "managed", "libuv", "uvloop"] };
+            }
+
+                        string[] known = ["threadpool", "managed", "libuv", "uvloop", "node", "managed-group", "libuv-group", "managed-group-handoff", "libuv-group-handoff"];
             if (o.Servers.FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             {
                 throw new ArgumentException($"Unknown server '{unknown}' ({string.Join(", ", known)}).");

@@ -28,7 +28,7 @@ internal static class Report
     {
         Baseline = options.Baseline;
         var md = new StringBuilder();
-        md.AppendLine("# Echo benchmark");
+        md.AppendLine(options.Tls ? "# TLS echo benchmark" : "# Echo benchmark");
         md.AppendLine();
         md.AppendLine(Inv, $"Made {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {CpuModel()} (`nproc`: {Environment.ProcessorCount}), .NET {Environment.Version}; load average (1, 5, 15 min) before the run {loadBefore}, after it {LoadAverage()}. Command:");
         md.AppendLine();
@@ -90,9 +90,9 @@ internal static class Report
         AppendBullets(md, "Notes:", notes);
 
         md.AppendLine();
-        md.AppendLine("![echo throughput relative to the baseline server](echo.png)");
+        md.AppendLine($"![echo throughput relative to the baseline server]({options.ReportName}.png)");
         md.AppendLine();
-        md.AppendLine("![server CPU time per round trip](echo-cpu.png)");
+        md.AppendLine($"![server CPU time per round trip]({options.ReportName}-cpu.png)");
         return md.ToString();
     }
 
@@ -103,7 +103,7 @@ internal static class Report
         string cores = options.SingleServerCore is null ? $"server on cores {options.ServerCores}" : "server on one core";
         bool relative = results.Any(r => r.Server == Baseline && r.MessagesPerSecond > 0);
         Bars(results, options, path,
-            $"TCP echo, {options.Connections} connections, ping-pong ({cores}; {client.Name} client)",
+            $"{(options.Tls ? "TLS" : "TCP")} echo, {options.Connections} connections, ping-pong ({cores}; {client.Name} client)",
             relative ? $"msg/s relative to the {Baseline} server" : "thousand msg/s",
             r =>
             {

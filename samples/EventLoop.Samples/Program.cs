@@ -80,10 +80,14 @@ var loopsOption = new Option<int>("--loops")
     Description = "Serve on a group of N loops, each on its own thread (connections spread across them); 1 is a single loop on the main thread.",
     DefaultValueFactory = _ => 1,
 };
+var tlsOption = new Option<bool>("--tls") { Description = "Serve over TLS, with a self-signed certificate for localhost made at start-up unless --cert is given." };
+var certOption = new Option<string?>("--cert") { Description = "With --tls: a PEM file holding the certificate and its private key, or a .pfx file." };
 var echoServer = new Command("echo-server", "A TCP echo server on the loop; prints the address it listens on and serves until Ctrl+C.");
 echoServer.Options.Add(hostOption);
 echoServer.Options.Add(portOption);
 echoServer.Options.Add(loopsOption);
+echoServer.Options.Add(tlsOption);
+echoServer.Options.Add(certOption);
 echoServer.SetAction(parse =>
 {
     if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
@@ -106,16 +110,30 @@ echoServer.SetAction(parse =>
         return 2;
     }
 
+    System.Net.Security.SslServerAuthenticationOptions? tls = null;
+    if (parse.GetValue(tlsOption) || parse.GetValue(certOption) is not null)
+    {
+        try
+        {
+            tls = TlsCertificate.ServerOptions(parse.GetValue(certOption));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            AnsiConsole.MarkupLine($"[red]--cert: {Markup.Escape(ex.Message)}[/]");
+            return 2;
+        }
+    }
+
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
     using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
         System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
     if (loops > 1)
     {
-        return RunOffLoop(parse.GetValue(loopOption)!, policy => EchoServer.RunGroupAsync(policy, loops, host, port, AnsiConsole.Console, stop.Token));
+        return RunOffLoop(parse.GetValue(loopOption)!, policy => EchoServer.RunGroupAsync(policy, loops, host, port, AnsiConsole.Console, stop.Token, tls));
     }
 
-    return Run(parse.GetValue(loopOption)!, loop => EchoServer.RunAsync(loop, host, port, AnsiConsole.Console, stop.Token));
+    return Run(parse.GetValue(loopOption)!, loop => EchoServer.RunAsync(loop, host, port, AnsiConsole.Console, stop.Token, tls));
 });
 
 var baseUrlOption = new Option<string?>("--base-url") { Description = "The site to scrape (pages {base-url}/N). Default: a local stand-in podcast site started on the loop." };

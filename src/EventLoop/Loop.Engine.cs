@@ -216,6 +216,7 @@ public abstract partial class Loop
             }
             catch (Exception ex)
             {
+                RestoreLoopContext(); // the throw skipped the check after the callback
                 ReportException("Exception in callback", ex, null);
             }
         }
@@ -313,8 +314,10 @@ public abstract partial class Loop
         if (callback.GetType() == typeof(SendOrPostCallback))
         {
             Unsafe.As<SendOrPostCallback>(callback)(state);
+            return;
         }
-        else if (callback is LoopWorkItem item)
+
+        if (callback is LoopWorkItem item)
         {
             item.Execute();
         }
@@ -325,6 +328,23 @@ public abstract partial class Loop
         else
         {
             Unsafe.As<Action<object?>>(callback)(state);
+        }
+
+        // Each callback runs in its own context, as in asyncio: one scheduled from the loop's own context (so it captured
+        // none) that sets an AsyncLocal must not leak it into the callbacks after it. Await continuations restore their
+        // context themselves and returned above; this is one thread-static read and a compare.
+        if (!ReferenceEquals(ExecutionContext.Capture(), _loopContext))
+        {
+            RestoreLoopContext();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void RestoreLoopContext()
+    {
+        if (_loopContext is not null)
+        {
+            ExecutionContext.Restore(_loopContext);
         }
     }
 
@@ -452,9 +472,9 @@ public abstract partial class Loop
 
     internal void EnqueueReady(LoopWorkItem item) => _ready.Enqueue(item, null);
 
-    private LoopHandle AddTimer<TState>(long due, Action<TState> callback, TState state)
+    private LoopHandle AddTimer<TState>(long due, Action<TState> callback, TState state, ExecutionContext? context)
     {
-        CallbackItem item = RentItem(callback, state);
+        CallbackItem item = RentItem(callback, state, context);
         int version = item.Version;
         _timers.Add(due, item, version);
         OnTimersChanged();
@@ -462,14 +482,13 @@ public abstract partial class Loop
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static CallbackItem RentItem<TState>(Action<TState> callback, TState state)
+    private static CallbackItem RentItem<TState>(Action<TState> callback, TState state, ExecutionContext? context)
     {
-        if (!typeof(TState).IsValueType)
-        {
-            return ObjectCallbackItem.Rent(callback, Unsafe.As<TState, object?>(ref state));
-        }
-
-        return CallbackItem<TState>.Rent(callback, state);
+        CallbackItem item = !typeof(TState).IsValueType
+            ? ObjectCallbackItem.Rent(callback, Unsafe.As<TState, object?>(ref state))
+            : CallbackItem<TState>.Rent(callback, state);
+        item.Context = context;
+        return item;
     }
 
     /// <summary>Called after a timer was added on the loop thread; the libuv backend re-arms its timer.</summary>

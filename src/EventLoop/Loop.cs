@@ -52,6 +52,7 @@ public abstract partial class Loop : IDisposable
     private ShutdownNode? _shutdownHead;
     private Action<LoopExceptionContext>? _exceptionHandler;
     private bool _resourcesClosed;
+    private ExecutionContext? _loopContext; // what callbacks run in unless they captured another (see CaptureContext)
 
     private enum LoopState
     {
@@ -74,6 +75,7 @@ public abstract partial class Loop : IDisposable
         _ownerThreadId = Environment.CurrentManagedThreadId;
         _context = new LoopSynchronizationContext(this);
         _scheduler = new LoopTaskScheduler(this);
+        _loopContext = ExecutionContext.Capture();
     }
 
     // ---------------------------------------------------------------- the loop's identity
@@ -196,6 +198,12 @@ public abstract partial class Loop : IDisposable
     // ---------------------------------------------------------------- scheduling
 
     /// <summary>Schedules <paramref name="callback"/> to run on the loop soon, after what is already ready (FIFO).</summary>
+    /// <remarks>
+    /// Like every <c>Call...</c> method, it captures the caller's <see cref="ExecutionContext"/> and runs the callback in
+    /// it, so <see cref="AsyncLocal{T}"/> values flow into the callback, as asyncio's contextvars do; what the callback
+    /// sets there does not outlive it. When the caller's context is the loop's own (no AsyncLocal set), nothing is
+    /// captured and this costs nothing. <see cref="UnsafeCallSoon{TState}"/> never captures.
+    /// </remarks>
     /// <returns>A handle that can cancel the callback before it runs.</returns>
     public LoopHandle CallSoon(Action callback)
     {
@@ -204,14 +212,34 @@ public abstract partial class Loop : IDisposable
     }
 
     /// <summary>
-    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run on the loop soon. Use a static
-    /// lambda and pass what it needs as state: this overload allocates nothing in steady state.
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run on the loop soon, in the caller's
+    /// <see cref="ExecutionContext"/> (see <see cref="CallSoon(Action)"/>). Use a static lambda and pass what it needs as
+    /// state: this overload allocates nothing in steady state.
     /// </summary>
     public LoopHandle CallSoon<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
-        if (!typeof(TState).IsValueType)
+        return CallSoonCore(callback, state, CaptureContext());
+    }
+
+    /// <summary>
+    /// <see cref="CallSoon{TState}(Action{TState}, TState)"/> without capturing the <see cref="ExecutionContext"/>
+    /// (as <see cref="ThreadPool.UnsafeQueueUserWorkItem{TState}(Action{TState}, TState, bool)"/>): the callback runs in
+    /// the loop's own context and sees none of the caller's <see cref="AsyncLocal{T}"/> values. For hot paths that
+    /// know they need none; it skips even the check that makes capturing free in the default context.
+    /// </summary>
+    public LoopHandle UnsafeCallSoon<TState>(Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        CheckLoopThread();
+        return CallSoonCore(callback, state, null);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private LoopHandle CallSoonCore<TState>(Action<TState> callback, TState state, ExecutionContext? context)
+    {
+        if (!typeof(TState).IsValueType && context is null)
         {
             // The hot path: the delegate and its state go straight into the ready queue, and the handle is the
             // entry's position in FIFO order, so nothing is allocated, pooled or retired.
@@ -220,10 +248,21 @@ public abstract partial class Loop : IDisposable
             return new LoopHandle(this, index);
         }
 
-        CallbackItem item = RentItem(callback, state);
+        CallbackItem item = RentItem(callback, state, context);
         int version = item.Version;
         _ready.Enqueue(item, null);
         return new LoopHandle(this, item, version, isTimer: false);
+    }
+
+    /// <summary>
+    /// The caller's <see cref="ExecutionContext"/> when a callback must carry it: null when it is the loop's own (a
+    /// callback runs in that anyway) or flow is suppressed. In the default case, one thread-static read and a compare.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ExecutionContext? CaptureContext()
+    {
+        ExecutionContext? context = ExecutionContext.Capture();
+        return ReferenceEquals(context, _loopContext) ? null : context;
     }
 
     /// <summary>Schedules <paramref name="callback"/> to run after <paramref name="delay"/> (asyncio's <c>call_later</c>).</summary>
@@ -245,10 +284,28 @@ public abstract partial class Loop : IDisposable
 
         ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
+        return AddTimer(DueAfter(delay), callback, state, CaptureContext());
+    }
+
+    /// <summary><see cref="CallLater{TState}(TimeSpan, Action{TState}, TState)"/> without capturing the <see cref="ExecutionContext"/> (see <see cref="UnsafeCallSoon{TState}"/>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
+    public LoopHandle UnsafeCallLater<TState>(TimeSpan delay, Action<TState> callback, TState state)
+    {
+        if (delay < TimeSpan.Zero)
+        {
+            ThrowHelper.ThrowNegativeDelay(delay);
+        }
+
+        ArgumentNullException.ThrowIfNull(callback);
+        CheckLoopThread();
+        return AddTimer(DueAfter(delay), callback, state, null);
+    }
+
+    private long DueAfter(TimeSpan delay)
+    {
         long now = GetTimestamp();
         long delta = TimeToTimestamp(delay);
-        long due = delta >= long.MaxValue - now ? long.MaxValue : now + delta; // clamp overflow
-        return AddTimer(due, callback, state);
+        return delta >= long.MaxValue - now ? long.MaxValue : now + delta; // clamp overflow
     }
 
     /// <summary>Schedules <paramref name="callback"/> at loop time <paramref name="when"/> (see <see cref="Time"/>); a time in the past runs it at the next iteration.</summary>
@@ -263,7 +320,15 @@ public abstract partial class Loop : IDisposable
     {
         ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
-        return AddTimer(TimeToTimestamp(when), callback, state);
+        return AddTimer(TimeToTimestamp(when), callback, state, CaptureContext());
+    }
+
+    /// <summary><see cref="CallAt{TState}(TimeSpan, Action{TState}, TState)"/> without capturing the <see cref="ExecutionContext"/> (see <see cref="UnsafeCallSoon{TState}"/>).</summary>
+    public LoopHandle UnsafeCallAt<TState>(TimeSpan when, Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        CheckLoopThread();
+        return AddTimer(TimeToTimestamp(when), callback, state, null);
     }
 
     /// <summary>
@@ -277,7 +342,7 @@ public abstract partial class Loop : IDisposable
         return CallSoonThreadSafe(ActionInvoker.Invoke, callback);
     }
 
-    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) on the loop from any thread.</summary>
+    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) on the loop from any thread, in the caller's <see cref="ExecutionContext"/>.</summary>
     /// <remarks>
     /// A post either runs or is refused, never lost: once the loop has started its last shutdown step, posts
     /// from other threads are refused with an <see cref="InvalidOperationException"/>; posts made before run,
@@ -287,6 +352,19 @@ public abstract partial class Loop : IDisposable
     public LoopHandle CallSoonThreadSafe<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        return CallSoonThreadSafeCore(callback, state, CaptureContext());
+    }
+
+    /// <summary><see cref="CallSoonThreadSafe{TState}(Action{TState}, TState)"/> without capturing the <see cref="ExecutionContext"/> (see <see cref="UnsafeCallSoon{TState}"/>).</summary>
+    /// <exception cref="InvalidOperationException">The loop is closed, or closing and no longer takes posts from other threads.</exception>
+    public LoopHandle UnsafeCallSoonThreadSafe<TState>(Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        return CallSoonThreadSafeCore(callback, state, null);
+    }
+
+    private LoopHandle CallSoonThreadSafeCore<TState>(Action<TState> callback, TState state, ExecutionContext? context)
+    {
         bool onLoop = IsOnLoopThread;
         int loopState = _state;
         if (loopState == (int)LoopState.Closed || (loopState == (int)LoopState.Closing && !onLoop))
@@ -294,7 +372,7 @@ public abstract partial class Loop : IDisposable
             ThrowHelper.ThrowClosed(this);
         }
 
-        CallbackItem item = RentItem(callback, state);
+        CallbackItem item = RentItem(callback, state, context);
         int version = item.Version;
         if (onLoop)
         {
@@ -457,6 +535,7 @@ public abstract partial class Loop : IDisposable
         }
 
         _ownerThreadId = Environment.CurrentManagedThreadId;
+        _loopContext = ExecutionContext.Capture(); // the context the loop thread runs callbacks in
         _state = (int)LoopState.Running;
         SynchronizationContext? previousContext = System.Threading.SynchronizationContext.Current;
         t_current = this;

@@ -5,8 +5,9 @@ namespace EventLoop.Benchmarks;
 /// <summary>
 /// Schedule-and-run of one callback with state: each callback schedules the next, so every operation is
 /// one enqueue and one dispatch. Baseline: the thread pool's <c>UnsafeQueueUserWorkItem</c> doing the same.
-/// The <c>UnsafeCallSoon</c> rows skip the ExecutionContext check <c>CallSoon</c> makes; the "AsyncLocal set" rows
-/// schedule from a context that holds an AsyncLocal value, so every callback carries and restores it.
+/// <c>CallSoon&lt;TState&gt;</c> is the no-capture hot path; the <c>CallSoon(Action)</c> rows (a cached delegate, so no
+/// closure is allocated) pay the ExecutionContext check, and with an AsyncLocal set carry the context on a pooled item
+/// and switch to it and back around every callback.
 /// </summary>
 public class CallSoonChain
 {
@@ -26,16 +27,28 @@ public class CallSoonChain
     [Benchmark(OperationsPerInvoke = N, Description = "Loop libuv CallSoon<TState>")]
     public void Libuv() => Harness.OnLoop(Harness.Policy("libuv"), Chain);
 
-    [Benchmark(OperationsPerInvoke = N, Description = "Loop managed UnsafeCallSoon<TState>")]
-    public void ManagedUnsafe() => Harness.OnLoop(Harness.Policy("managed"), UnsafeChain);
+    [Benchmark(OperationsPerInvoke = N, Description = "Loop managed CallSoon(Action)")]
+    public void ManagedAction() => Harness.OnLoop(Harness.Policy("managed"), ActionChain);
 
-    [Benchmark(OperationsPerInvoke = N, Description = "Loop libuv UnsafeCallSoon<TState>")]
-    public void LibuvUnsafe() => Harness.OnLoop(Harness.Policy("libuv"), UnsafeChain);
-
-    [Benchmark(OperationsPerInvoke = N, Description = "Loop managed CallSoon<TState>, AsyncLocal set")]
-    public void ManagedWithAsyncLocal() => Harness.OnLoop(Harness.Policy("managed"), ChainWithAsyncLocal);
+    [Benchmark(OperationsPerInvoke = N, Description = "Loop managed CallSoon(Action), AsyncLocal set")]
+    public void ManagedActionWithAsyncLocal() => Harness.OnLoop(Harness.Policy("managed"), ActionChainWithAsyncLocal);
 
     private static readonly AsyncLocal<object?> s_local = new();
+
+    private static Task ActionChain(Loop loop)
+    {
+        var state = new LoopChain(loop);
+        loop.CallSoon(state.StepAction);
+        return state.Done.Task;
+    }
+
+    private static async Task ActionChainWithAsyncLocal(Loop loop)
+    {
+        // An async method: the value stays in its context (so every CallSoon captures it), and the benchmark thread's
+        // context is left as it was.
+        s_local.Value = loop;
+        await ActionChain(loop);
+    }
 
     private static Task Chain(Loop loop)
     {
@@ -44,29 +57,28 @@ public class CallSoonChain
         return state.Done.Task;
     }
 
-    private static Task UnsafeChain(Loop loop)
-    {
-        var state = new LoopChain(loop);
-        loop.UnsafeCallSoon(LoopChain.UnsafeStep, state);
-        return state.Done.Task;
-    }
-
-    private static async Task ChainWithAsyncLocal(Loop loop)
-    {
-        // An async method: the value stays in its context, which now differs from the loop's, so every CallSoon
-        // captures it; the caller's (the benchmark thread's) context is left as it was.
-        s_local.Value = loop;
-        await Chain(loop);
-    }
-
     private sealed class LoopChain(Loop loop)
     {
         public static readonly Action<LoopChain> Step = Run;
-        public static readonly Action<LoopChain> UnsafeStep = RunUnsafe;
 
         public readonly Loop Loop = loop;
         public readonly TaskCompletionSource Done = new();
         public int Count;
+        private Action? _stepAction;
+
+        public Action StepAction => _stepAction ??= () => RunAction(this);
+
+        private static void RunAction(LoopChain s)
+        {
+            if (++s.Count == N)
+            {
+                s.Done.SetResult();
+            }
+            else
+            {
+                s.Loop.CallSoon(s.StepAction);
+            }
+        }
 
         private static void Run(LoopChain s)
         {
@@ -77,18 +89,6 @@ public class CallSoonChain
             else
             {
                 s.Loop.CallSoon(Step, s);
-            }
-        }
-
-        private static void RunUnsafe(LoopChain s)
-        {
-            if (++s.Count == N)
-            {
-                s.Done.SetResult();
-            }
-            else
-            {
-                s.Loop.UnsafeCallSoon(UnsafeStep, s);
             }
         }
     }

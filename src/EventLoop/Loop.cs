@@ -197,39 +197,38 @@ public abstract partial class Loop : IDisposable
 
     // ---------------------------------------------------------------- scheduling
 
-    /// <summary>Schedules <paramref name="callback"/> to run on the loop soon, after what is already ready (FIFO).</summary>
+    // Two kinds of overload, by design (measured, see the README's benchmark notes): the Action overloads capture the
+    // caller's ExecutionContext, so AsyncLocal values flow into the callback as asyncio's contextvars do; the
+    // state-passing <TState> overloads are the explicit no-capture, allocation-free path, as ThreadPool's
+    // UnsafeQueueUserWorkItem is: reading the context costs a thread-static access per call (~2 ns here), which is a
+    // tenth of the CallSoon hot path, so they do not pay it.
+
+    /// <summary>
+    /// Schedules <paramref name="callback"/> to run on the loop soon, after what is already ready (FIFO), in the caller's
+    /// <see cref="ExecutionContext"/>: <see cref="AsyncLocal{T}"/> values set by the caller are seen by the callback, as
+    /// asyncio's contextvars are, and what the callback sets there does not outlive it.
+    /// </summary>
     /// <remarks>
-    /// Like every <c>Call...</c> method, it captures the caller's <see cref="ExecutionContext"/> and runs the callback in
-    /// it, so <see cref="AsyncLocal{T}"/> values flow into the callback, as asyncio's contextvars do; what the callback
-    /// sets there does not outlive it. When the caller's context is the loop's own (no AsyncLocal set), nothing is
-    /// captured and this costs nothing. <see cref="UnsafeCallSoon{TState}"/> never captures.
+    /// Every <c>Action</c> overload (<see cref="CallLater(TimeSpan, Action)"/>, <see cref="CallAt(TimeSpan, Action)"/>,
+    /// <see cref="CallSoonThreadSafe(Action)"/>) captures the context the same way; nothing is captured, and nothing
+    /// pooled, when it is the loop's own (no AsyncLocal set). The state-passing overloads, such as
+    /// <see cref="CallSoon{TState}(Action{TState}, TState)"/>, capture nothing: pass what the callback needs as state.
     /// </remarks>
     /// <returns>A handle that can cancel the callback before it runs.</returns>
     public LoopHandle CallSoon(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        return CallSoon(ActionInvoker.Invoke, callback);
+        CheckLoopThread();
+        return CallSoonCore(ActionInvoker.Invoke, callback, CaptureContext());
     }
 
     /// <summary>
-    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run on the loop soon, in the caller's
-    /// <see cref="ExecutionContext"/> (see <see cref="CallSoon(Action)"/>). Use a static lambda and pass what it needs as
-    /// state: this overload allocates nothing in steady state.
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run on the loop soon: the hot path. Use a static
+    /// lambda and pass what it needs as state: this overload allocates nothing in steady state. It does not capture the
+    /// caller's <see cref="ExecutionContext"/> (the callback runs in the loop's own, and sees no AsyncLocal value of the
+    /// caller's); <see cref="CallSoon(Action)"/> does.
     /// </summary>
     public LoopHandle CallSoon<TState>(Action<TState> callback, TState state)
-    {
-        ArgumentNullException.ThrowIfNull(callback);
-        CheckLoopThread();
-        return CallSoonCore(callback, state, CaptureContext());
-    }
-
-    /// <summary>
-    /// <see cref="CallSoon{TState}(Action{TState}, TState)"/> without capturing the <see cref="ExecutionContext"/>
-    /// (as <see cref="ThreadPool.UnsafeQueueUserWorkItem{TState}(Action{TState}, TState, bool)"/>): the callback runs in
-    /// the loop's own context and sees none of the caller's <see cref="AsyncLocal{T}"/> values. For hot paths that
-    /// know they need none; it skips even the check that makes capturing free in the default context.
-    /// </summary>
-    public LoopHandle UnsafeCallSoon<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
@@ -256,7 +255,7 @@ public abstract partial class Loop : IDisposable
 
     /// <summary>
     /// The caller's <see cref="ExecutionContext"/> when a callback must carry it: null when it is the loop's own (a
-    /// callback runs in that anyway) or flow is suppressed. In the default case, one thread-static read and a compare.
+    /// callback runs in that anyway) or flow is suppressed.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ExecutionContext? CaptureContext()
@@ -265,17 +264,23 @@ public abstract partial class Loop : IDisposable
         return ReferenceEquals(context, _loopContext) ? null : context;
     }
 
-    /// <summary>Schedules <paramref name="callback"/> to run after <paramref name="delay"/> (asyncio's <c>call_later</c>).</summary>
+    /// <summary>Schedules <paramref name="callback"/> to run after <paramref name="delay"/> (asyncio's <c>call_later</c>), in the caller's <see cref="ExecutionContext"/> (see <see cref="CallSoon(Action)"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
     public LoopHandle CallLater(TimeSpan delay, Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        return CallLater(delay, ActionInvoker.Invoke, callback);
+        return CallLaterCore(delay, ActionInvoker.Invoke, callback, capture: true);
     }
 
-    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) after <paramref name="delay"/>, allocating nothing in steady state.</summary>
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) after <paramref name="delay"/>, allocating nothing in
+    /// steady state; captures no <see cref="ExecutionContext"/> (see <see cref="CallSoon{TState}(Action{TState}, TState)"/>).
+    /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
-    public LoopHandle CallLater<TState>(TimeSpan delay, Action<TState> callback, TState state)
+    public LoopHandle CallLater<TState>(TimeSpan delay, Action<TState> callback, TState state) =>
+        CallLaterCore(delay, callback, state, capture: false);
+
+    private LoopHandle CallLaterCore<TState>(TimeSpan delay, Action<TState> callback, TState state, bool capture)
     {
         if (delay < TimeSpan.Zero)
         {
@@ -284,47 +289,28 @@ public abstract partial class Loop : IDisposable
 
         ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
-        return AddTimer(DueAfter(delay), callback, state, CaptureContext());
-    }
-
-    /// <summary><see cref="CallLater{TState}(TimeSpan, Action{TState}, TState)"/> without capturing the <see cref="ExecutionContext"/> (see <see cref="UnsafeCallSoon{TState}"/>).</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
-    public LoopHandle UnsafeCallLater<TState>(TimeSpan delay, Action<TState> callback, TState state)
-    {
-        if (delay < TimeSpan.Zero)
-        {
-            ThrowHelper.ThrowNegativeDelay(delay);
-        }
-
-        ArgumentNullException.ThrowIfNull(callback);
-        CheckLoopThread();
-        return AddTimer(DueAfter(delay), callback, state, null);
-    }
-
-    private long DueAfter(TimeSpan delay)
-    {
         long now = GetTimestamp();
         long delta = TimeToTimestamp(delay);
-        return delta >= long.MaxValue - now ? long.MaxValue : now + delta; // clamp overflow
+        long due = delta >= long.MaxValue - now ? long.MaxValue : now + delta; // clamp overflow
+        return AddTimer(due, callback, state, capture ? CaptureContext() : null);
     }
 
-    /// <summary>Schedules <paramref name="callback"/> at loop time <paramref name="when"/> (see <see cref="Time"/>); a time in the past runs it at the next iteration.</summary>
+    /// <summary>
+    /// Schedules <paramref name="callback"/> at loop time <paramref name="when"/> (see <see cref="Time"/>), in the caller's
+    /// <see cref="ExecutionContext"/> (see <see cref="CallSoon(Action)"/>); a time in the past runs it at the next iteration.
+    /// </summary>
     public LoopHandle CallAt(TimeSpan when, Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        return CallAt(when, ActionInvoker.Invoke, callback);
-    }
-
-    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) at loop time <paramref name="when"/>, allocating nothing in steady state.</summary>
-    public LoopHandle CallAt<TState>(TimeSpan when, Action<TState> callback, TState state)
-    {
-        ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
-        return AddTimer(TimeToTimestamp(when), callback, state, CaptureContext());
+        return AddTimer(TimeToTimestamp(when), ActionInvoker.Invoke, callback, CaptureContext());
     }
 
-    /// <summary><see cref="CallAt{TState}(TimeSpan, Action{TState}, TState)"/> without capturing the <see cref="ExecutionContext"/> (see <see cref="UnsafeCallSoon{TState}"/>).</summary>
-    public LoopHandle UnsafeCallAt<TState>(TimeSpan when, Action<TState> callback, TState state)
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) at loop time <paramref name="when"/>, allocating
+    /// nothing in steady state; captures no <see cref="ExecutionContext"/> (see <see cref="CallSoon{TState}(Action{TState}, TState)"/>).
+    /// </summary>
+    public LoopHandle CallAt<TState>(TimeSpan when, Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
@@ -332,17 +318,21 @@ public abstract partial class Loop : IDisposable
     }
 
     /// <summary>
-    /// Schedules <paramref name="callback"/> on the loop from any thread (asyncio's <c>call_soon_threadsafe</c>).
-    /// Posts from many threads are kept in order per thread and wake the loop once.
+    /// Schedules <paramref name="callback"/> on the loop from any thread (asyncio's <c>call_soon_threadsafe</c>), in the
+    /// caller's <see cref="ExecutionContext"/> (see <see cref="CallSoon(Action)"/>). Posts from many threads are kept in
+    /// order per thread and wake the loop once.
     /// </summary>
     /// <exception cref="InvalidOperationException">The loop is closed.</exception>
     public LoopHandle CallSoonThreadSafe(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        return CallSoonThreadSafe(ActionInvoker.Invoke, callback);
+        return CallSoonThreadSafeCore(ActionInvoker.Invoke, callback, CaptureContext());
     }
 
-    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) on the loop from any thread, in the caller's <see cref="ExecutionContext"/>.</summary>
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) on the loop from any thread; captures no
+    /// <see cref="ExecutionContext"/> (see <see cref="CallSoon{TState}(Action{TState}, TState)"/>).
+    /// </summary>
     /// <remarks>
     /// A post either runs or is refused, never lost: once the loop has started its last shutdown step, posts
     /// from other threads are refused with an <see cref="InvalidOperationException"/>; posts made before run,
@@ -350,14 +340,6 @@ public abstract partial class Loop : IDisposable
     /// </remarks>
     /// <exception cref="InvalidOperationException">The loop is closed, or closing and no longer takes posts from other threads.</exception>
     public LoopHandle CallSoonThreadSafe<TState>(Action<TState> callback, TState state)
-    {
-        ArgumentNullException.ThrowIfNull(callback);
-        return CallSoonThreadSafeCore(callback, state, CaptureContext());
-    }
-
-    /// <summary><see cref="CallSoonThreadSafe{TState}(Action{TState}, TState)"/> without capturing the <see cref="ExecutionContext"/> (see <see cref="UnsafeCallSoon{TState}"/>).</summary>
-    /// <exception cref="InvalidOperationException">The loop is closed, or closing and no longer takes posts from other threads.</exception>
-    public LoopHandle UnsafeCallSoonThreadSafe<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
         return CallSoonThreadSafeCore(callback, state, null);

@@ -54,7 +54,7 @@ internal sealed class LoopTimeProvider(Loop loop) : TimeProvider
             {
                 try
                 {
-                    loop.UnsafeCallSoonThreadSafe(
+                    loop.CallSoonThreadSafe(
                         static s => s.Timer.Apply(s.Generation, s.Due, s.Period),
                         (Timer: this, Generation: generation, Due: dueTime, Period: period));
                 }
@@ -78,7 +78,7 @@ internal sealed class LoopTimeProvider(Loop loop) : TimeProvider
             _period = period;
             if (!_disposed && dueTime != Timeout.InfiniteTimeSpan)
             {
-                _pending = loop.UnsafeCallLater(dueTime, static s => s.Timer.Fire(s.Generation), (Timer: this, Generation: generation));
+                _pending = loop.CallLater(dueTime, static s => s.Timer.Fire(s.Generation), (Timer: this, Generation: generation));
             }
         }
 
@@ -92,7 +92,7 @@ internal sealed class LoopTimeProvider(Loop loop) : TimeProvider
             // A period of zero means one-shot, as TimeProvider.System's timers have it (not "fire continuously").
             if (_period != Timeout.InfiniteTimeSpan && _period != TimeSpan.Zero && !loop.IsShuttingDown)
             {
-                _pending = loop.UnsafeCallLater(_period, static s => s.Timer.Fire(s.Generation), (Timer: this, Generation: generation));
+                _pending = loop.CallLater(_period, static s => s.Timer.Fire(s.Generation), (Timer: this, Generation: generation));
             }
 
             callback(state);
@@ -112,7 +112,7 @@ internal sealed class LoopTimeProvider(Loop loop) : TimeProvider
                 // timer (and the Task.Delay or CancellationTokenSource behind it) until its due time.
                 try
                 {
-                    loop.UnsafeCallSoonThreadSafe(
+                    loop.CallSoonThreadSafe(
                         static s => s.Timer.Apply(s.Generation, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan),
                         (Timer: this, Generation: generation));
                 }

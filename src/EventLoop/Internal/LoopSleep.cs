@@ -19,7 +19,7 @@ internal sealed class LoopSleep : ShutdownNode
 
     public void Start(TimeSpan delay)
     {
-        _timer = _loop.UnsafeCallLater(delay, static s => s.Finish(null), this);
+        _timer = _loop.CallLater(delay, static s => s.Finish(null), this);
         _loop.RegisterShutdown(this);
         if (_token.CanBeCanceled)
         {
@@ -37,7 +37,7 @@ internal sealed class LoopSleep : ShutdownNode
         {
             try
             {
-                _loop.UnsafeCallSoonThreadSafe(static s => s.Finish(s._token), this);
+                _loop.CallSoonThreadSafe(static s => s.Finish(s._token), this);
             }
             catch (InvalidOperationException)
             {

@@ -77,7 +77,7 @@ internal sealed class LoopWaiter<T> : ShutdownNode, IValueTaskSource<T>, IValueT
 
         try
         {
-            loop.UnsafeCallSoonThreadSafe(static s => s.Waiter.CancelIfPending(s.Version, s.Waiter._token), (Waiter: this, Version: version));
+            loop.CallSoonThreadSafe(static s => s.Waiter.CancelIfPending(s.Version, s.Waiter._token), (Waiter: this, Version: version));
         }
         catch (InvalidOperationException)
         {

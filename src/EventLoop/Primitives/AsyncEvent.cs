@@ -40,7 +40,7 @@ public sealed class AsyncEvent
     /// worker thread or a native callback).
     /// </summary>
     /// <exception cref="InvalidOperationException">The loop is closed (or closing and no longer takes posts).</exception>
-    public void SetThreadSafe() => _loop.UnsafeCallSoonThreadSafe(static e => e.Set(), this);
+    public void SetThreadSafe() => _loop.CallSoonThreadSafe(static e => e.Set(), this);
 
     /// <summary>Resets the event; later waits wait again.</summary>
     public void Clear()

@@ -254,7 +254,7 @@ public class AsyncQueue<T>
         }
 
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _loop.UnsafeCallSoonThreadSafe(
+        _loop.CallSoonThreadSafe(
             static s => _ = s.Queue.PutOnLoopAsync(s.Item, s.Done, s.Token),
             (Queue: this, Item: item, Done: done, Token: cancellationToken));
         return done.Task;
@@ -263,7 +263,7 @@ public class AsyncQueue<T>
     /// <summary><see cref="Complete"/> from any thread: it runs on the loop, after what that thread posted before.</summary>
     /// <exception cref="InvalidOperationException">The loop is closed (or closing and no longer takes posts).</exception>
     public void CompleteThreadSafe(Exception? error = null, bool immediate = false) =>
-        _loop.UnsafeCallSoonThreadSafe(static s => s.Queue.Complete(s.Error, s.Immediate), (Queue: this, Error: error, Immediate: immediate));
+        _loop.CallSoonThreadSafe(static s => s.Queue.Complete(s.Error, s.Immediate), (Queue: this, Error: error, Immediate: immediate));
 
     private async Task PutOnLoopAsync(T item, TaskCompletionSource done, CancellationToken cancellationToken)
     {

@@ -75,7 +75,7 @@ public sealed class AsyncSemaphore
     /// the loop's exception handler (<see cref="Loop.ExceptionHandler"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The loop is closed (or closing and no longer takes posts).</exception>
-    public void ReleaseThreadSafe() => _loop.UnsafeCallSoonThreadSafe(static s => s.Release(), this);
+    public void ReleaseThreadSafe() => _loop.CallSoonThreadSafe(static s => s.Release(), this);
 
     /// <summary>Frees a slot: the oldest waiter takes it, or the count goes up.</summary>
     /// <exception cref="SemaphoreFullException">A bounded semaphore would go above its maximum.</exception>

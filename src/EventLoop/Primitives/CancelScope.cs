@@ -130,7 +130,7 @@ public sealed class CancelScope : IDisposable
             _timer = default;
             if (_state != Closed && !_cancelCalled && value != NoDeadline)
             {
-                _timer = _loop.UnsafeCallAt(value, static s => s.OnDeadline(), this);
+                _timer = _loop.CallAt(value, static s => s.OnDeadline(), this);
             }
         }
     }
@@ -355,7 +355,7 @@ public sealed class CancelScope : IDisposable
     {
         try
         {
-            _loop.UnsafeCallSoonThreadSafe(action, this);
+            _loop.CallSoonThreadSafe(action, this);
         }
         catch (InvalidOperationException)
         {

@@ -241,6 +241,7 @@ public abstract partial class Loop
             {
                 name = DescribeCallback(entry.Callback, entry.State);
                 Invoke(entry.Callback, entry.State);
+                TrackResumedTask(entry.State); // for GetPendingTasks
             }
             catch (Exception ex)
             {

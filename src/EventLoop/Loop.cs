@@ -248,7 +248,7 @@ public abstract partial class Loop : IDisposable
     }
 
     // CallSoon(Action): the hot path's code again rather than a shared helper, so the JIT compiles CallSoon<TState>
-    // (shared generic code) exactly as before; a helper taking the context was measured slower there.
+    // (shared generic code) exactly as before: an inlined helper taking the context added a write-barrier call to it.
     private LoopHandle CallSoonCapturing(Action callback, ExecutionContext? context)
     {
         if (context is null)
@@ -552,6 +552,7 @@ public abstract partial class Loop : IDisposable
                 task = Task.FromException(ex);
             }
 
+            TrackTask(task); // for GetPendingTasks
             if (!task.IsCompleted)
             {
                 task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(Stop);

@@ -27,7 +27,7 @@ public sealed class AsyncBarrier
         ArgumentOutOfRangeException.ThrowIfLessThan(parties, 1);
         _loop = loop ?? Loop.Current;
         _parties = parties;
-        _waiters = new WaiterQueue<int>(_loop);
+        _waiters = new WaiterQueue<int>(_loop) { Owner = this, Operation = "SignalAndWaitAsync" };
     }
 
     /// <summary>How many tasks each round waits for.</summary>

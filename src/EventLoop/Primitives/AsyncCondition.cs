@@ -34,7 +34,7 @@ public sealed class AsyncCondition
     {
         _loop = loop ?? Loop.Current;
         _lock = lockObject ?? new AsyncLock(_loop);
-        _waiters = new WaiterQueue<bool>(_loop);
+        _waiters = new WaiterQueue<bool>(_loop) { Owner = this, Operation = "WaitAsync" };
     }
 
     /// <summary>The lock the condition's callers hold.</summary>

@@ -17,7 +17,7 @@ public sealed class AsyncEvent
     public AsyncEvent(bool initiallySet = false, Loop? loop = null)
     {
         _loop = loop ?? Loop.Current;
-        _waiters = new WaiterQueue<bool>(_loop);
+        _waiters = new WaiterQueue<bool>(_loop) { Owner = this, Operation = "WaitAsync" };
         _set = initiallySet;
     }
 

@@ -19,7 +19,7 @@ public sealed class AsyncLock
     public AsyncLock(Loop? loop = null)
     {
         _loop = loop ?? Loop.Current;
-        _waiters = new WaiterQueue<Releaser>(_loop);
+        _waiters = new WaiterQueue<Releaser>(_loop) { Owner = this, Operation = "LockAsync" };
     }
 
     /// <summary>True while someone holds the lock.</summary>

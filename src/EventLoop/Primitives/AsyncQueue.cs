@@ -60,8 +60,8 @@ public class AsyncQueue<T>
         _loop = loop ?? Loop.Current;
         _capacity = capacity;
         _items = store;
-        _getters = new WaiterQueue<T>(_loop);
-        _putters = new WaiterQueue<T>(_loop);
+        _getters = new WaiterQueue<T>(_loop) { Owner = this, Operation = "GetAsync" };
+        _putters = new WaiterQueue<T>(_loop) { Owner = this, Operation = "PutAsync (queue full)" };
     }
 
     /// <summary>The bound, or 0 when unbounded.</summary>

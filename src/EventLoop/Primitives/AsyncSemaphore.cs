@@ -27,7 +27,7 @@ public sealed class AsyncSemaphore
         }
 
         _loop = loop ?? Loop.Current;
-        _waiters = new WaiterQueue<bool>(_loop);
+        _waiters = new WaiterQueue<bool>(_loop) { Owner = this, Operation = "WaitAsync" };
         _count = initialCount;
         _maxCount = maxCount ?? int.MaxValue;
     }

@@ -110,6 +110,7 @@ public sealed class TaskGroup : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(work);
         CheckCanStart();
         Task task = Invoke(static (w, token) => w(token), work);
+        _loop.TrackTask(task);
         _running++;
         _ = Track(task, signal: null);
         return task;
@@ -137,6 +138,7 @@ public sealed class TaskGroup : IAsyncDisposable
         CheckCanStart();
         var signal = new StartSignal<T>(_loop);
         Task task = Invoke(static (s, token) => s.Work(s.Signal, token), (Work: work, Signal: signal));
+        _loop.TrackTask(task);
         _running++;
         _ = Track(task, signal);
         return signal.Task;
@@ -151,6 +153,7 @@ public sealed class TaskGroup : IAsyncDisposable
         CheckCanStart();
         var signal = new StartSignal(_loop);
         Task task = Invoke(static (s, token) => s.Work(s.Signal, token), (Work: work, Signal: signal));
+        _loop.TrackTask(task);
         _running++;
         _ = Track(task, signal);
         return signal.Task;

@@ -552,6 +552,12 @@ public abstract partial class Loop : IDisposable
                 task = Task.FromException(ex);
             }
 
+            if (_runningForever)
+            {
+                RunBackend(); // until Stop() (RunForever)
+                task = Task.CompletedTask;
+            }
+
             TrackTask(task); // for GetPendingTasks
             if (!task.IsCompleted)
             {

@@ -34,7 +34,7 @@ namespace EventLoop;
 /// await TaskGroup.RunAsync(async group =&gt;
 /// {
 ///     int port = await group.StartAsync&lt;int&gt;((ready, token) =&gt; ServeAsync(ready, token)); // ServeAsync calls ready.Started(port)
-///     group.Start(token =&gt; ClientAsync(port, token));
+///     _ = group.Start(token =&gt; ClientAsync(port, token));
 /// }, ct); // waits for both; if either fails, the other is cancelled and an AggregateException follows
 /// </code></example>
 public sealed class TaskGroup : IAsyncDisposable
@@ -42,6 +42,7 @@ public sealed class TaskGroup : IAsyncDisposable
     private readonly Loop _loop;
     private readonly CancellationTokenSource _cts;
     private readonly CancellationToken _outer;
+    private readonly CancellationToken _token; // kept: the source is disposed when the group finishes
     private readonly List<Exception> _errors = new();
     private TaskCompletionSource? _allDone;
     private int _running;
@@ -53,10 +54,11 @@ public sealed class TaskGroup : IAsyncDisposable
         _loop = loop ?? Loop.Current;
         _outer = cancellationToken;
         _cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _token = _cts.Token;
     }
 
     /// <summary>The token every child receives: cancelled on the first failure, by <see cref="Cancel"/>, or by the outer token.</summary>
-    public CancellationToken Token => _cts.Token;
+    public CancellationToken Token => _token;
 
     /// <summary>Children still running (including those not yet started through <see cref="StartAsync{T}"/>).</summary>
     public int Running => _running;
@@ -159,11 +161,11 @@ public sealed class TaskGroup : IAsyncDisposable
         return signal.Task;
     }
 
-    /// <summary>Cancels every child (as a failure would), e.g. when the body of an <c>await using</c> fails.</summary>
+    /// <summary>Cancels every child (as a failure would), e.g. when the body of an <c>await using</c> fails. Does nothing once the group has finished.</summary>
     public void Cancel()
     {
         _loop.CheckLoopThread();
-        if (!_cts.IsCancellationRequested)
+        if (!_finished && !_cts.IsCancellationRequested)
         {
             _cts.Cancel();
         }
@@ -214,7 +216,7 @@ public sealed class TaskGroup : IAsyncDisposable
     {
         try
         {
-            return start(state, _cts.Token) ?? throw new InvalidOperationException("The child returned null instead of a Task.");
+            return start(state, _token) ?? throw new InvalidOperationException("The child returned null instead of a Task.");
         }
         catch (Exception ex)
         {

@@ -191,6 +191,22 @@ public abstract class TaskGroupSemanticsTests : LoopTestBase
     }
 
     [Fact]
+    public void A_finished_group_keeps_its_token_and_ignores_Cancel_and_refuses_new_children()
+    {
+        RunLoop(async loop =>
+        {
+            var group = new TaskGroup();
+            _ = group.Start(_ => Task.Delay(1));
+            await group.WaitAsync().WaitAsync(TestPipes.TestTimeout);
+            CancellationToken token = group.Token; // the source is disposed; the token is still readable
+            Assert.False(token.IsCancellationRequested);
+            group.Cancel();
+            Assert.Throws<InvalidOperationException>(() => { _ = group.Start(_ => Task.CompletedTask); });
+            await Assert.ThrowsAsync<InvalidOperationException>(() => group.StartAsync((_, _) => Task.CompletedTask));
+        });
+    }
+
+    [Fact]
     public void A_group_cancelled_before_the_child_signalled_cancels_StartAsync()
     {
         RunLoop(async loop =>

@@ -134,8 +134,8 @@ M = [
  "",
  "TaskIntrospectionTests", "debug mode no longer tracks suspended async methods for GetPendingTasks"),
 ("run-forever-stop-is-an-error", "src/EventLoop/Loop.RunForever.cs",
- "        _runningForever = true;\n",
- "",
+ "        _runningForever = true;",
+ "        _runningForever = false;",
  "RunForeverTests", "RunForever treats Stop() as main not completing and throws"),
 ]
 root = os.getcwd()

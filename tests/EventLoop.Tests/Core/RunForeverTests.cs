@@ -38,12 +38,24 @@ public abstract class RunForeverTests : LoopTestBase
     {
         using Loop loop = CreateLoop();
         var ran = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var thread = new Thread(loop.RunForever) { IsBackground = true };
+        Exception? error = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                loop.RunForever();
+            }
+            catch (Exception ex)
+            {
+                error = ex;
+            }
+        }) { IsBackground = true };
         thread.Start();
         loop.CallSoonThreadSafe(() => ran.SetResult(Environment.CurrentManagedThreadId));
         Assert.Equal(thread.ManagedThreadId, ran.Task.WaitAsync(TestPipes.TestTimeout).GetAwaiter().GetResult());
         loop.Stop();
         Assert.True(thread.Join(TestPipes.TestTimeout));
+        Assert.Null(error);
         AssertClosedCleanly(loop);
     }
 }

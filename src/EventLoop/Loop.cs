@@ -561,7 +561,9 @@ public abstract partial class Loop : IDisposable
             TrackTask(task); // for GetPendingTasks
             if (!task.IsCompleted)
             {
-                task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(Stop);
+                // Posted through the loop's context: main usually completes on the loop thread, and then the stop is
+                // queued there with no cross-thread wake-up (a pool thread used to run it, and had to wake the loop).
+                task.GetAwaiter().UnsafeOnCompleted(Stop);
                 RunBackend();
             }
 

@@ -19,14 +19,28 @@ public abstract class LoopPolicy
     public override string ToString() => Name;
 }
 
-/// <summary>The pure .NET loop: no native dependency. The default policy.</summary>
+/// <summary>
+/// The pure .NET loop: no native dependency. The default policy. On Linux it polls its sockets itself with epoll
+/// (through libc); elsewhere, or with the environment variable <c>EVENTLOOP_MANAGED_IO=sockets</c>, it uses
+/// <see cref="System.Net.Sockets.Socket"/>'s asynchronous operations, whose completions post back to the loop.
+/// </summary>
 public sealed class ManagedLoopPolicy : LoopPolicy
 {
+    private readonly bool? _useEpoll;
+
+    /// <summary>The managed policy, with its own poller where the platform has one.</summary>
+    public ManagedLoopPolicy()
+    {
+    }
+
+    /// <summary>The managed policy with its I/O chosen explicitly (tests run the socket transport on Linux too).</summary>
+    internal ManagedLoopPolicy(bool useEpoll) => _useEpoll = useEpoll;
+
     /// <inheritdoc />
     public override string Name => "managed";
 
     /// <inheritdoc />
-    public override Loop CreateLoop(LoopOptions? options = null) => new ManagedLoop(options ?? new LoopOptions());
+    public override Loop CreateLoop(LoopOptions? options = null) => new ManagedLoop(options ?? new LoopOptions(), _useEpoll);
 }
 
 /// <summary>

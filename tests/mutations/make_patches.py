@@ -1,4 +1,4 @@
-# Generates tests/mutations/*.patch from (name, file, find, replace, filter, why). Run from the repo root.
+# Generates tests/mutations/*.patch from ([number,] name, file, find, replace, filter, why). Run from the repo root.
 import subprocess, os, sys, tempfile, shutil
 M = [
 ("ready-queue-grow-order", "src/EventLoop/Internal/ReadyQueue.cs",
@@ -73,7 +73,23 @@ M = [
  "        TcpConnect.ConnectAsync(endpoint, (Loop: loop, Options: options),",
  "        TcpConnect.ConnectAsync(endpoint is DnsEndPoint ? new IPEndPoint(IPAddress.Any, 0) : endpoint, (Loop: loop, Options: options),",
  "ManagedReliabilityTests", "a DnsEndPoint connect on the managed loop does not resolve the name"),
-("queue-complete-leaves-getters-waiting", "src/EventLoop/Primitives/AsyncQueue.cs",
+ ("epoll-edge-end-of-stream-lost", "src/EventLoop/Managed/Epoll/EpollConnection.cs",
+ "            _peerDone = true;",
+ "            _peerDone = false;",
+ "EpollPollerTests|ManagedTcpTests|ManagedStormTests", "the managed poller stops at a short read although the edge also brought the end of stream or a reset"),
+("epoll-no-read-after-backpressure", "src/EventLoop/Managed/Epoll/EpollConnection.cs",
+ "            CompleteInput(null);\n            return;\n        }\n\n        ReadAvailable();",
+ "            CompleteInput(null);\n            return;\n        }",
+ "ManagedTcpTests|ManagedStormTests", "the managed poller never reads again after backpressure (edge-triggered: no new edge for bytes already waiting)"),
+ ("reset-after-failed-send-reads-as-eof", "src/EventLoop/Transports/LoopConnection.cs",
+ "        _resetSeen && !_disposed && !_aborted ? new ConnectionResetException",
+ "        _resetSeen && _disposed && !_aborted ? new ConnectionResetException",
+ "TcpWriteErrorTests", "after a send met a reset, the read side reports a clean end of stream"),
+("shutdown-send-hides-send-failure", "src/EventLoop/Transports/LoopConnection.cs",
+ "        if (_sendError is { } error && !_aborted)",
+ "        if (_sendError is { } error && _aborted)",
+ "TcpWriteErrorTests", "ShutdownSendAsync completes cleanly although what was written could not be sent"),
+(30, "queue-complete-leaves-getters-waiting", "src/EventLoop/Primitives/AsyncQueue.cs",
  "            getter.SetException(GetAfterCompletion());",
  "            getter.SetResult(default!);",
  "QueueCompletionTests", "completing a queue hands waiting consumers a default item instead of QueueCompletedException"),
@@ -142,7 +158,12 @@ root = os.getcwd()
 out = os.path.join(root, "tests/mutations")
 for f in os.listdir(out):
     if f.endswith(".patch"): os.remove(os.path.join(out, f))
-for i, (name, path, find, repl, filt, why) in enumerate(M, 1):
+i = 0
+for spec in M:
+    # An entry may start with its number; the ones after it count on from there (branches own number ranges).
+    if isinstance(spec[0], int): i, spec = spec[0], spec[1:]
+    else: i += 1
+    name, path, find, repl, filt, why = spec
     src = open(path).read()
     if src.count(find) != 1: sys.exit(f"{name}: find text matches {src.count(find)} times in {path}")
     tmp = tempfile.mkdtemp()

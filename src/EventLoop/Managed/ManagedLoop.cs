@@ -1,21 +1,45 @@
 using System.Net;
+using EventLoop.Managed.Epoll;
 
 namespace EventLoop.Managed;
 
 /// <summary>
-/// The pure .NET loop. Its poll step waits on one event that other threads set, coalesced, when they post;
-/// managed I/O (sockets) completes on the thread pool and posts back here.
+/// The pure .NET loop. On Linux it polls for itself, as asyncio's selector loop and libuv do: its poll step is
+/// <c>epoll_wait</c> on the loop thread (with the timeout its timers give), other threads wake it through an
+/// eventfd, and its TCP sockets are non-blocking descriptors in that epoll set, read and written by the loop
+/// thread when they are ready (<see cref="EpollPoller"/>): no hop through .NET's socket engine and the thread pool.
+/// Elsewhere (or with <c>EVENTLOOP_MANAGED_IO=sockets</c>) its poll step waits on one event that other threads set,
+/// coalesced, when they post, and its sockets are <see cref="System.Net.Sockets.Socket"/>s whose completions
+/// arrive on the thread pool and post back here.
 /// </summary>
 internal sealed class ManagedLoop : Loop
 {
-    private readonly ManualResetEventSlim _wake = new(initialState: false);
+    /// <summary>The environment variable that picks the managed loop's I/O: <c>epoll</c> (Linux's default) or <c>sockets</c>.</summary>
+    internal const string IoVariable = "EVENTLOOP_MANAGED_IO";
 
-    internal ManagedLoop(LoopOptions options)
+    private readonly ManualResetEventSlim? _wake;
+    private readonly EpollPoller? _poller;
+
+    internal ManagedLoop(LoopOptions options, bool? useEpoll = null)
         : base(options)
     {
+        if (useEpoll ?? UseEpollByDefault())
+        {
+            _poller = new EpollPoller(this);
+        }
+        else
+        {
+            _wake = new ManualResetEventSlim(initialState: false);
+        }
     }
 
     public override string PolicyName => "managed";
+
+    /// <summary>True when this loop polls with its own epoll (and its TCP is the epoll transport).</summary>
+    internal bool UsesEpoll => _poller is not null;
+
+    private static bool UseEpollByDefault() =>
+        Linux.IsSupported && !string.Equals(Environment.GetEnvironmentVariable(IoVariable), "sockets", StringComparison.OrdinalIgnoreCase);
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private protected override void RunBackend()
@@ -31,10 +55,29 @@ internal sealed class ManagedLoop : Loop
             }
 
             int timeout = GetPollTimeoutMilliseconds();
-            if (timeout != 0 && PrepareToSleep())
+            if (_poller is not null)
+            {
+                // I/O is polled every iteration, even with work ready (timeout 0), so a busy loop still serves sockets;
+                // with no socket registered and work ready there is nothing to poll.
+                if (timeout != 0 && PrepareToSleep())
+                {
+                    // Only the wait itself is the backend's: the handlers run app code (resumed reads), whose blocking
+                    // waits the deadlock check must still see.
+                    IsInBackendWait = true;
+                    int ready = _poller.Poll(timeout);
+                    IsInBackendWait = false;
+                    AfterSleep();
+                    _poller.Dispatch(ready);
+                }
+                else if (_poller.Registered != 0)
+                {
+                    _poller.Wait(0);
+                }
+            }
+            else if (timeout != 0 && PrepareToSleep())
             {
                 IsInBackendWait = true;
-                _wake.Wait(timeout);
+                _wake!.Wait(timeout);
                 IsInBackendWait = false;
                 _wake.Reset();
                 AfterSleep();
@@ -42,25 +85,58 @@ internal sealed class ManagedLoop : Loop
         }
     }
 
-    private protected override void WakeBackend() => _wake.Set();
-
-    private protected override void WaitForPostsDuringShutdown(int milliseconds)
+    private protected override void WakeBackend()
     {
-        if (PrepareToSleep())
+        if (_poller is not null)
         {
-            IsInBackendWait = true;
-            _wake.Wait(milliseconds);
-            IsInBackendWait = false;
-            _wake.Reset();
-            AfterSleep();
+            _poller.Wake();
+        }
+        else
+        {
+            _wake!.Set();
         }
     }
 
-    private protected override void CloseBackend() => _wake.Dispose();
+    private protected override bool DrainBackendOnce() => _poller is not null && _poller.Wait(0) > 0;
+
+    private protected override void WaitForPostsDuringShutdown(int milliseconds)
+    {
+        if (!PrepareToSleep())
+        {
+            return;
+        }
+
+        if (_poller is not null)
+        {
+            _poller.Wait(milliseconds);
+        }
+        else
+        {
+            IsInBackendWait = true;
+            _wake!.Wait(milliseconds);
+            IsInBackendWait = false;
+            _wake.Reset();
+        }
+
+        AfterSleep();
+    }
+
+    /// <summary>I/O events wait in the epoll set: only this thread can handle them (the blocking-wait check asks).</summary>
+    private protected override bool HasReadyIo() => _poller is not null && Linux.IsReadable(_poller.Descriptor);
+
+    private protected override void CloseBackend()
+    {
+        _poller?.Dispose();
+        _wake?.Dispose();
+    }
 
     private protected override ValueTask<ConnectionListener> ListenTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        new(Transports.Sockets.SocketListener.Listen(this, endpoint, options));
+        _poller is not null
+            ? new(EpollListener.Listen(this, _poller, endpoint, options))
+            : new(Transports.Sockets.SocketListener.Listen(this, endpoint, options));
 
     private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        Transports.Sockets.SocketListener.ConnectAsync(this, endpoint, options, cancellationToken);
+        _poller is not null
+            ? EpollConnector.ConnectAsync(this, _poller, endpoint, options, cancellationToken)
+            : Transports.Sockets.SocketListener.ConnectAsync(this, endpoint, options, cancellationToken);
 }

@@ -22,6 +22,12 @@ internal abstract class LoopConnection : Connection
     private protected bool _disposed;
     private protected Exception? _abortReason;
 
+    /// <summary>A send met a reset (ECONNRESET, EPIPE): the socket's error is consumed, so a later read sees a plain end of stream, which is the reset's.</summary>
+    private protected bool _resetSeen;
+
+    /// <summary>Why the send pump stopped, when it failed (what <see cref="ShutdownSendAsync"/> reports).</summary>
+    private protected Exception? _sendError;
+
     private readonly CancellationTokenSource _closed = new();
     private readonly ResourceNode _node;
     private readonly EndPoint? _localEndPoint;
@@ -93,6 +99,23 @@ internal abstract class LoopConnection : Connection
         _loop.CheckLoopThread();
         await _output.Writer.CompleteAsync().ConfigureAwait(true);
         await _writing.WaitAsync(cancellationToken).ConfigureAwait(true);
+        if (_sendError is { } error && !_aborted)
+        {
+            // What was written could not all be sent (the peer reset, say): say so rather than report a clean FIN.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+    }
+
+    /// <summary>How a read that found the end of stream ends the input: cleanly, unless a send already met a reset.</summary>
+    private protected Exception? EndOfStream() =>
+        _resetSeen && !_disposed && !_aborted ? new ConnectionResetException("The connection was reset by the peer.") : null;
+
+    /// <summary>Records the send pump's failure (see <see cref="_sendError"/>) and returns it as the pipe carries it.</summary>
+    private protected Exception? SendFailed(Exception ex)
+    {
+        Exception? error = TranslateError(ex, "Sending");
+        _sendError ??= error;
+        return error;
     }
 
     /// <summary>
@@ -115,11 +138,17 @@ internal abstract class LoopConnection : Connection
         return ex switch
         {
             SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown } reset =>
-                new ConnectionResetException("The connection was reset by the peer.", reset),
+                ResetSeen(new ConnectionResetException("The connection was reset by the peer.", reset)),
             SocketException socket => new IOException($"{operation} failed: {socket.SocketErrorCode}.", socket),
             IOException io => io,
             _ => new ConnectionAbortedException("The connection was closed.", ex),
         };
+    }
+
+    private ConnectionResetException ResetSeen(ConnectionResetException reset)
+    {
+        _resetSeen = true;
+        return reset;
     }
 
     /// <summary>The graceful start of a dispose: unless aborted, send what the application wrote, then FIN.</summary>

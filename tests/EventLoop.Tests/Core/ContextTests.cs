@@ -40,10 +40,11 @@ public abstract class ContextTests : LoopTestBase
             Assert.NotEqual(id, result);
             seen.Add(Environment.CurrentManagedThreadId);
 
-            // A task completed on another thread after the await started.
-            var tcs = new TaskCompletionSource();
-            _ = Task.Run(tcs.SetResult);
-            await tcs.Task;
+            // A task completed on another thread after the await started (not before: then the await would
+            // continue synchronously and prove nothing).
+            Task later = LoopProbe.CompletedOnAnotherThreadLater(loop);
+            Assert.False(later.IsCompleted);
+            await later.WaitAsync(TestPipes.TestTimeout);
             seen.Add(Environment.CurrentManagedThreadId);
 
             await Task.Delay(1); // a thread-pool timer
@@ -52,7 +53,8 @@ public abstract class ContextTests : LoopTestBase
             await loop.DelayAsync(TimeSpan.Zero);
             seen.Add(Environment.CurrentManagedThreadId);
 
-            await new ValueTask(Task.Run(() => { }));
+            Task laterAgain = LoopProbe.CompletedOnAnotherThreadLater(loop);
+            await new ValueTask(laterAgain);
             seen.Add(Environment.CurrentManagedThreadId);
 
             Assert.All(seen, t => Assert.Equal(id, t));
@@ -136,7 +138,12 @@ public abstract class ContextTests : LoopTestBase
         RunLoop(async loop =>
         {
             loopThread = Environment.CurrentManagedThreadId;
-            await Task.Run(() => Thread.SpinWait(100)).ConfigureAwait(false);
+
+            // Completed from another thread only after this await registered: had it completed first, the await
+            // would go on synchronously, on the loop thread, whatever ConfigureAwait says.
+            Task later = LoopProbe.CompletedOnAnotherThreadLater(loop);
+            Assert.False(later.IsCompleted);
+            await later.ConfigureAwait(false);
             after = Environment.CurrentManagedThreadId;
             contextAfter = SynchronizationContext.Current;
         });
@@ -251,7 +258,7 @@ public abstract class ContextTests : LoopTestBase
             Task observed = job.ContinueWith(
                 _ => completedOn = Environment.CurrentManagedThreadId,
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            await observed;
+            await observed.WaitAsync(TestPipes.TestTimeout);
             Assert.Equal(id, completedOn);
         });
     }
@@ -279,7 +286,7 @@ public abstract class ContextTests : LoopTestBase
                 ct.ThrowIfCancellationRequested();
                 return 1;
             }, (started, during), during.Token);
-            await started.Task;
+            await started.Task.WaitAsync(TestPipes.TestTimeout);
             during.Cancel();
             var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
             Assert.True(running.IsCanceled);

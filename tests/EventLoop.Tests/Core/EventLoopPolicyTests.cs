@@ -1,3 +1,7 @@
+using System.Diagnostics;
+using EventLoop.Libuv;
+using EventLoop.Libuv.Internal;
+
 namespace EventLoop.Tests.Core;
 
 /// <summary>Tests that change process-wide state (the policy and <c>EVENTLOOP_POLICY</c>): never in parallel.</summary>
@@ -7,6 +11,11 @@ public sealed class GlobalPolicyCollection
     public const string Name = "Global event loop policy";
 }
 
+/// <summary>
+/// Picking a policy: <see cref="EventLoopPolicy.FromName"/>, <see cref="EventLoopPolicy.Set"/> and the
+/// <c>EVENTLOOP_POLICY</c> variable. Policy selection is process-wide, not per loop, so these tests are not per policy;
+/// they check that each way of naming a loop really gives that loop.
+/// </summary>
 [Collection(GlobalPolicyCollection.Name)]
 public sealed class EventLoopPolicyTests
 {
@@ -39,6 +48,10 @@ public sealed class EventLoopPolicyTests
         }
     }
 
+    /// <summary>What <see cref="Loop.Run{T}(Func{Task{T}})"/>, with no policy given, runs on.</summary>
+    private static (string Name, Type Type) DefaultLoop() =>
+        Loop.Run(() => Task.FromResult((Loop.Current.PolicyName, Loop.Current.GetType())));
+
     [Fact]
     public void Set_picks_the_policy_Loop_Run_uses()
     {
@@ -54,16 +67,56 @@ public sealed class EventLoopPolicyTests
     }
 
     [Fact]
-    public void FromName_knows_managed_and_rejects_unknown_names_naming_the_valid_ones()
+    public void Set_with_the_libuv_policy_makes_Loop_Run_use_a_libuv_loop()
     {
-        Assert.IsType<ManagedLoopPolicy>(EventLoopPolicy.FromName("managed"));
-        Assert.IsType<ManagedLoopPolicy>(EventLoopPolicy.FromName(" Managed "));
-        Assert.IsType<ManagedLoopPolicy>(EventLoopPolicy.FromName(null));
-        Assert.IsType<ManagedLoopPolicy>(EventLoopPolicy.FromName(""));
-        var ex = Assert.Throws<ArgumentException>(() => EventLoopPolicy.FromName("tokio"));
-        Assert.Contains("tokio", ex.Message);
-        Assert.Contains("managed", ex.Message);
-        Assert.Contains("libuv", ex.Message);
+        WithGlobalState(() =>
+        {
+            EventLoopPolicy.Set(new LibuvLoopPolicy());
+            Assert.Equal(("libuv", typeof(LibuvLoop)), DefaultLoop());
+        });
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("managed")]
+    [InlineData(" Managed ")]
+    public void Managed_is_the_default_and_its_name(string? name)
+    {
+        LoopPolicy policy = EventLoopPolicy.FromName(name);
+        Assert.IsType<ManagedLoopPolicy>(policy);
+        Assert.Equal("managed", policy.Name);
+    }
+
+    [Theory]
+    [InlineData("libuv")]
+    [InlineData(" LibUV ")]
+    [InlineData("uv")]
+    public void FromName_libuv_gives_the_libuv_policy_whose_loops_are_libuv_loops(string name)
+    {
+        LoopPolicy policy = EventLoopPolicy.FromName(name);
+        Assert.IsType<LibuvLoopPolicy>(policy);
+        Assert.Equal("libuv", policy.Name);
+        Assert.Equal("libuv", Loop.Run(() => Task.FromResult(Loop.Current.PolicyName), policy));
+        using Loop loop = policy.CreateLoop();
+        Assert.IsType<LibuvLoop>(loop);
+    }
+
+    [Fact]
+    public void An_unknown_policy_name_lists_the_valid_ones()
+    {
+        var error = Assert.Throws<ArgumentException>(() => EventLoopPolicy.FromName("tokio"));
+        Assert.Contains("'tokio'", error.Message);
+        Assert.Contains("managed", error.Message);
+        Assert.Contains("libuv", error.Message);
+    }
+
+    [Fact]
+    public void Naming_libuv_without_its_assembly_says_what_to_reference()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => EventLoopPolicy.CreateLibuvPolicy("EventLoop.Libuv.NotThere"));
+        Assert.Contains("EventLoop.Libuv", error.Message);
+        Assert.Contains("reference", error.Message);
     }
 
     [Fact]
@@ -73,6 +126,12 @@ public sealed class EventLoopPolicyTests
         {
             Environment.SetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable, "managed");
             Assert.IsType<ManagedLoopPolicy>(EventLoopPolicy.Current);
+            Assert.Equal(("managed", typeof(EventLoop.Managed.ManagedLoop)), DefaultLoop());
+
+            EventLoopPolicy.Set(null);
+            Environment.SetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable, "libuv");
+            Assert.IsType<LibuvLoopPolicy>(EventLoopPolicy.Current);
+            Assert.Equal(("libuv", typeof(LibuvLoop)), DefaultLoop());
 
             EventLoopPolicy.Set(null);
             Environment.SetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable, "bogus");
@@ -88,6 +147,58 @@ public sealed class EventLoopPolicyTests
             EventLoopPolicy.Set(null);
             Environment.SetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable, null);
             Assert.IsType<ManagedLoopPolicy>(EventLoopPolicy.Current);
+            Assert.Equal(("managed", typeof(EventLoop.Managed.ManagedLoop)), DefaultLoop());
         });
+    }
+}
+
+/// <summary>
+/// <c>EVENTLOOP_POLICY</c> as an app meets it: set in the environment of a new process, read by the library the
+/// first time the process asks for a loop. The child is this test assembly's own entry point (<see cref="TestProgram"/>).
+/// Nothing process-wide changes here, so these run in parallel with the rest.
+/// </summary>
+public sealed class EventLoopPolicyEnvironmentTests
+{
+    [Theory]
+    [InlineData("libuv", "libuv LibuvLoop EventLoop.Libuv.LibuvLoopPolicy")]
+    [InlineData(null, "managed ManagedLoop EventLoop.ManagedLoopPolicy")]
+    public async Task A_process_started_with_EVENTLOOP_POLICY_runs_Loop_Run_on_that_loop(string? variable, string expected)
+    {
+        var start = new ProcessStartInfo(DotnetHost(), [typeof(TestProgram).Assembly.Location, TestProgram.DefaultLoopCommand])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment.Remove(EventLoopPolicy.EnvironmentVariable);
+        if (variable is not null)
+        {
+            start.Environment[EventLoopPolicy.EnvironmentVariable] = variable;
+        }
+
+        using Process child = Process.Start(start)!;
+        Task<string> output = child.StandardOutput.ReadToEndAsync();
+        Task<string> errors = child.StandardError.ReadToEndAsync();
+        try
+        {
+            await child.WaitForExitAsync().WaitAsync(TestPipes.TestTimeout);
+        }
+        finally
+        {
+            if (!child.HasExited)
+            {
+                child.Kill();
+            }
+        }
+
+        Assert.True(child.ExitCode == 0, $"exit code {child.ExitCode}: {await errors}");
+        Assert.Equal(expected, (await output).Trim());
+    }
+
+    /// <summary>The <c>dotnet</c> host running these tests (the test host is started with <c>dotnet exec</c>).</summary>
+    private static string DotnetHost()
+    {
+        string? path = Environment.ProcessPath;
+        return path is not null && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
     }
 }

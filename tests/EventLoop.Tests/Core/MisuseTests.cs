@@ -19,6 +19,7 @@ public abstract class MisuseTests : LoopTestBase
         {
             await Task.Run(() =>
             {
+                Assert.False(loop.IsOnLoopThread);
                 AssertWrongThread(() => loop.CallSoon(() => ran = true));
                 AssertWrongThread(() => loop.CallSoon(static _ => { }, 1));
                 AssertWrongThread(() => loop.CallLater(TimeSpan.Zero, () => ran = true));
@@ -27,11 +28,14 @@ public abstract class MisuseTests : LoopTestBase
                 AssertWrongThread(() => { _ = loop.DelayAsync(TimeSpan.Zero); });
                 AssertWrongThread(() => { _ = loop.ListenTcpAsync(new IPEndPoint(IPAddress.Loopback, 0)); });
                 AssertWrongThread(() => { _ = loop.ConnectTcpAsync(new IPEndPoint(IPAddress.Loopback, 1)); });
-            });
+            }).WaitAsync(TestPipes.TestTimeout);
 
-            // ConfigureAwait(false) moved us off the loop: loop-affine calls now fail too.
-            await Task.Yield();
-            await Task.Run(() => { }).ConfigureAwait(false);
+            // ConfigureAwait(false) moved us off the loop: loop-affine calls now fail too. The awaited task
+            // completes on another thread only after the await registered (else the await would go on
+            // synchronously, still on the loop thread).
+            Task later = LoopProbe.CompletedOnAnotherThreadLater(loop);
+            Assert.False(later.IsCompleted);
+            await later.ConfigureAwait(false);
             Assert.False(loop.IsOnLoopThread);
             AssertWrongThread(() => loop.CallSoon(() => ran = true));
         });
@@ -55,7 +59,7 @@ public abstract class MisuseTests : LoopTestBase
                 fromOtherLoop = Assert.Throws<InvalidOperationException>(() => other.RunUntilComplete(() => Task.CompletedTask));
                 done.SetResult();
             });
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Contains("already running a loop", fromMain!.Message);
         Assert.Contains("already running a loop", fromCallback!.Message);
@@ -173,7 +177,7 @@ public abstract class MisuseTests : LoopTestBase
                     caught.SetResult(e);
                 }
             });
-            Exception? fromCallback = await caught.Task;
+            Exception? fromCallback = await caught.Task.WaitAsync(TestPipes.TestTimeout);
             Assert.IsType<InvalidOperationException>(fromCallback);
             Assert.Equal(2, await inner.Task);
 

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Time.Testing;
+
 namespace EventLoop.Tests.Core;
 
 public abstract class SchedulingTests : LoopTestBase
@@ -16,7 +18,9 @@ public abstract class SchedulingTests : LoopTestBase
                 loop.CallSoon(static s => { s.order.Add(s.i); s.threads.Add(Environment.CurrentManagedThreadId); }, (order, i, threads));
             }
 
-            await loop.DelayAsync(TimeSpan.FromMilliseconds(1));
+            var last = new TaskCompletionSource();
+            loop.CallSoon(last.SetResult); // after the hundred, in FIFO order
+            await last.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal(Enumerable.Range(0, 100), order);
         Assert.Equal([loopThread], threads);
@@ -39,7 +43,7 @@ public abstract class SchedulingTests : LoopTestBase
                 });
             });
             loop.CallSoon(() => { order.Add("b"); loop.CallSoon(() => order.Add("d")); });
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal(["a", "b", "c", "d", "e"], order);
     }
@@ -57,7 +61,7 @@ public abstract class SchedulingTests : LoopTestBase
             loop.CallAt(loop.Time, static s => s.seen.Add(("at", s.n)), (seen, n: 4));
             await Task.Run(() => loop.CallSoonThreadSafe(static s => { s.seen.Add(("other thread", s.n)); }, (seen, n: 5)));
             loop.CallLater(TimeSpan.FromMilliseconds(1), static s => s.SetResult(), done);
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal(5, seen.Count);
         Assert.Equal([("soon", 1), ("threadsafe", 2)], seen.Take(2));
@@ -94,7 +98,7 @@ public abstract class SchedulingTests : LoopTestBase
         {
             var done = new TaskCompletionSource();
             LoopHandle handle = loop.CallSoon(() => { runs++; done.SetResult(); });
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
             Assert.False(handle.IsPending);
             Assert.False(handle.IsCancelled);
             Assert.False(handle.Cancel());
@@ -116,21 +120,63 @@ public abstract class SchedulingTests : LoopTestBase
     public void Cancel_is_loop_affine_and_other_threads_cancel_through_the_loop()
     {
         bool ran = false;
+        Exception? offLoop = null;
+        bool cancelledThroughLoop = false;
+        var clock = new FakeTimeProvider();
+        LoopOptions options = CreateOptions();
+        options.Clock = clock;
         RunLoop(async loop =>
         {
-            LoopHandle handle = loop.CallLater(TimeSpan.FromMilliseconds(50), () => ran = true);
-            Exception? offLoop = null;
-            var thread = new Thread(() =>
+            LoopHandle handle = loop.CallLater(TimeSpan.FromSeconds(1), () => ran = true);
+
+            // The other thread's own Cancel throws; the one it posts runs on the loop. Both results are recorded
+            // here and asserted by the test (an assertion inside the posted callback would only reach the loop's
+            // exception handler).
+            var throughLoop = new TaskCompletionSource<bool>();
+            await Task.Run(() =>
             {
                 offLoop = Record.Exception(() => handle.Cancel());
-                loop.CallSoonThreadSafe(() => Assert.True(handle.Cancel()));
-            });
-            thread.Start();
-            thread.Join();
-            Assert.IsType<InvalidOperationException>(offLoop);
-            await loop.DelayAsync(TimeSpan.FromMilliseconds(80));
-        });
+                loop.CallSoonThreadSafe(() => throughLoop.SetResult(handle.Cancel()));
+            }).WaitAsync(TestPipes.TestTimeout);
+            cancelledThroughLoop = await throughLoop.Task.WaitAsync(TestPipes.TestTimeout);
+
+            // Past the deadline, with no sleeping: a later timer fires, and the cancelled one, due before it,
+            // would have been collected and run first.
+            var later = new TaskCompletionSource();
+            loop.CallLater(TimeSpan.FromSeconds(2), later.SetResult);
+            clock.Advance(TimeSpan.FromSeconds(3));
+            await later.Task.WaitAsync(TestPipes.TestTimeout);
+        }, options);
+        Assert.IsType<InvalidOperationException>(offLoop);
+        Assert.True(cancelledThroughLoop, "the Cancel posted to the loop did not cancel the timer");
         Assert.False(ran);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="main"/> as <see cref="LoopTestBase.RunLoop(Func{Loop, Task}, LoopOptions?)"/> does, on a thread of its
+    /// own, and fails if the run has not finished in time. For the tests of cross-thread wake-ups: a lost wake-up
+    /// can leave the loop asleep for good, since even the stop at the end of main reaches it from another thread.
+    /// </summary>
+    private void RunLoopBounded(Func<Loop, Task> main)
+    {
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                RunLoop(main);
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+            }
+        }) { IsBackground = true, Name = "loop under test" };
+        thread.Start();
+        Assert.True(thread.Join(TestPipes.TestTimeout + TimeSpan.FromSeconds(10)), "the loop never finished: a wake-up was lost");
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
     }
 
     private sealed class PostCounter(int threads, int expected)
@@ -169,7 +215,7 @@ public abstract class SchedulingTests : LoopTestBase
         const int Threads = 8;
         const int PostsPerThread = 10_000;
         var counter = new PostCounter(Threads, Threads * PostsPerThread);
-        RunLoop(async loop =>
+        RunLoopBounded(async loop =>
         {
             counter.LoopThread = Environment.CurrentManagedThreadId;
             using var start = new ManualResetEventSlim();
@@ -188,13 +234,24 @@ public abstract class SchedulingTests : LoopTestBase
                 workers[t].Start();
             }
 
-            // Let the loop go idle (blocked in its poll) before the posts start, so they must wake it.
-            await loop.DelayAsync(TimeSpan.FromMilliseconds(5));
-            start.Set();
-            await counter.Done.Task;
+            // The workers start posting once the loop is idle (blocked in its poll), which it is from this await
+            // on: their posts must wake it. A loop timer bounds the wait, so a lost wake-up fails instead of hanging.
+            Task starter = Task.Run(() =>
+            {
+                try
+                {
+                    LoopProbe.WaitUntilSleeping(loop);
+                }
+                finally
+                {
+                    start.Set();
+                }
+            });
+            await counter.Done.Task.WaitAsync(TestPipes.TestTimeout, loop.TimeProvider);
+            await starter;
             foreach (Thread w in workers)
             {
-                w.Join();
+                Assert.True(w.Join(TestPipes.TestTimeout));
             }
         });
         Assert.Equal(Threads * PostsPerThread, counter.Total);
@@ -257,14 +314,24 @@ public abstract class SchedulingTests : LoopTestBase
     public void CallSoonThreadSafe_wakes_an_idle_loop()
     {
         int runs = 0;
-        RunLoop(async loop =>
+        RunLoopBounded(async loop =>
         {
+            // One loop timer bounds the whole test, so a lost wake-up fails it instead of hanging it. (A timer per
+            // round would not: the loop would wake for an earlier round's stale deadline and find the post then.)
+            using var deadline = new CancellationTokenSource(TestPipes.TestTimeout, loop.TimeProvider);
             for (int round = 0; round < 20; round++)
             {
                 var done = new TaskCompletionSource();
-                // The loop has nothing else to do: it sleeps until the post wakes it.
-                _ = Task.Run(() => loop.CallSoonThreadSafe(() => { runs++; done.SetResult(); }));
-                await done.Task;
+
+                // The loop has nothing else to do: it sleeps until the post wakes it. The post waits until it does.
+                Task poster = Task.Run(() =>
+                {
+                    LoopProbe.WaitUntilSleeping(loop);
+                    loop.CallSoonThreadSafe(() => { runs++; done.SetResult(); });
+                });
+
+                await done.Task.WaitAsync(deadline.Token);
+                await poster;
             }
         });
         Assert.Equal(20, runs);
@@ -284,7 +351,7 @@ public abstract class SchedulingTests : LoopTestBase
             loop.CallSoonThreadSafe(() => order.Add(4));
             var done = new TaskCompletionSource();
             loop.CallSoon(done.SetResult);
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal([1, 2, 3, 4], order);
     }
@@ -295,6 +362,7 @@ public abstract class SchedulingTests : LoopTestBase
         int spins = 0;
         bool timerFired = false;
         bool postRan = false;
+        bool starved = false;
         RunLoop(async loop =>
         {
             var done = new TaskCompletionSource();
@@ -307,17 +375,154 @@ public abstract class SchedulingTests : LoopTestBase
                     return;
                 }
 
+                if (spins == 20_000_000)
+                {
+                    starved = true; // fail instead of spinning for ever
+                    done.TrySetResult();
+                    return;
+                }
+
                 loop.CallSoon(Spin); // always ready work: the loop never goes idle
             }
 
             loop.CallSoon(Spin);
             loop.CallLater(TimeSpan.FromMilliseconds(2), () => timerFired = true);
             _ = Task.Run(() => loop.CallSoonThreadSafe(() => postRan = true));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
+        Assert.False(starved, $"after {spins} callbacks the timer had {(timerFired ? "" : "not ")}fired and the post had {(postRan ? "" : "not ")}run");
         Assert.True(timerFired);
         Assert.True(postRan);
         Assert.True(spins > 1);
+    }
+
+    [Fact]
+    public void CallbacksPerIteration_gives_a_due_timer_a_turn_every_N_callbacks()
+    {
+        const int N = 4;
+        const int DueAfter = 10; // the link of the chain that moves the (fake) clock past the timer's deadline
+        var clock = new FakeTimeProvider();
+        LoopOptions options = CreateOptions();
+        options.Clock = clock;
+        options.CallbacksPerIteration = N;
+        int links = 0;
+        int timerRanAfter = -1;
+        RunLoop(async loop =>
+        {
+            var done = new TaskCompletionSource();
+            loop.CallLater(TimeSpan.FromSeconds(1), () => timerRanAfter = links);
+            void Link()
+            {
+                if (++links == DueAfter)
+                {
+                    clock.Advance(TimeSpan.FromSeconds(1)); // due from now on
+                }
+
+                if (timerRanAfter >= 0 || links == 10_000)
+                {
+                    done.TrySetResult();
+                    return;
+                }
+
+                loop.CallSoon(Link); // always one callback ready: the loop never goes idle
+            }
+
+            loop.CallSoon(Link);
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
+        }, options);
+
+        // Timers are looked at after every N callbacks: at most the rest of the batch the deadline passed in, and
+        // the link queued before the timer, run first.
+        Assert.InRange(timerRanAfter, DueAfter, DueAfter + N);
+    }
+
+    private sealed class PostTurns(int posts)
+    {
+        public int Links; // written by the loop thread only, read by the poster
+        public int Ran;   // how many posts have run
+        public readonly int[] PostedAfter = new int[posts]; // links run when the post was surely in the inject queue
+        public readonly int[] RanAfter = new int[posts];    // links run when the post ran
+    }
+
+    [Fact]
+    public void CallbacksPerIteration_gives_cross_thread_posts_a_turn_every_N_callbacks()
+    {
+        const int N = 4;
+        const int Posts = 20;
+        LoopOptions options = CreateOptions();
+        options.CallbacksPerIteration = N;
+        var turns = new PostTurns(Posts);
+        RunLoop(async loop =>
+        {
+            var done = new TaskCompletionSource();
+            void Link()
+            {
+                Volatile.Write(ref turns.Links, turns.Links + 1);
+                if (turns.Ran == Posts || turns.Links == 50_000_000)
+                {
+                    done.TrySetResult();
+                    return;
+                }
+
+                loop.CallSoon(Link); // always one callback ready: the loop never goes idle
+            }
+
+            loop.CallSoon(Link);
+            Task poster = Task.Factory.StartNew(() =>
+            {
+                for (int i = 0; i < Posts; i++)
+                {
+                    int post = i;
+                    loop.CallSoonThreadSafe(() =>
+                    {
+                        turns.RanAfter[post] = turns.Links;
+                        Volatile.Write(ref turns.Ran, post + 1);
+                    });
+                    turns.PostedAfter[post] = Volatile.Read(ref turns.Links);
+                    Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref turns.Ran) > post, TestPipes.TestTimeout), $"post {post} never ran");
+                }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
+            await poster.WaitAsync(TestPipes.TestTimeout);
+        }, options);
+
+        // Posts are moved to the ready queue after every N callbacks: at most the rest of the batch the post
+        // arrived in, and the link queued before it, run first.
+        Assert.Equal(Posts, turns.Ran);
+        for (int i = 0; i < Posts; i++)
+        {
+            Assert.True(turns.RanAfter[i] - turns.PostedAfter[i] <= N + 1,
+                $"post {i} arrived after link {turns.PostedAfter[i]} and ran after link {turns.RanAfter[i]}");
+        }
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(int.MinValue)]
+    public void CallbacksPerIteration_below_one_is_rejected_and_one_works(int value)
+    {
+        var options = new LoopOptions();
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => options.CallbacksPerIteration = value);
+        Assert.Equal("value", error.ParamName);
+        Assert.Equal(128, options.CallbacksPerIteration); // unchanged, the default
+
+        // One is the smallest: a callback, then timers, posts and I/O get a turn.
+        LoopOptions one = CreateOptions();
+        one.CallbacksPerIteration = 1;
+        var order = new List<int>();
+        RunLoop(async loop =>
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                loop.CallSoon(static s => s.order.Add(s.i), (order, i));
+            }
+
+            await Task.Yield();
+            await loop.DelayAsync(TimeSpan.FromMilliseconds(1)).WaitAsync(TestPipes.TestTimeout);
+            await Task.Run(() => { }).WaitAsync(TestPipes.TestTimeout);
+        }, one);
+        Assert.Equal(Enumerable.Range(0, 10), order);
     }
 
     [Fact]
@@ -372,15 +577,27 @@ public abstract class SchedulingTests : LoopTestBase
     {
         using Loop loop = CreateLoop();
         var never = new TaskCompletionSource();
+        Task stopper = Task.CompletedTask;
+        var run = System.Diagnostics.Stopwatch.StartNew();
         Assert.Throws<InvalidOperationException>(() => loop.RunUntilComplete(async () =>
         {
-            _ = Task.Run(async () =>
+            stopper = Task.Run(() =>
             {
-                await Task.Delay(5);
-                loop.Stop();
+                try
+                {
+                    LoopProbe.WaitUntilSleeping(loop); // idle in its poll: only the stop's wake-up can end the run
+                }
+                finally
+                {
+                    loop.Stop();
+                }
             });
-            await never.Task;
+            await never.Task.WaitAsync(TestPipes.TestTimeout, loop.TimeProvider); // a lost wake-up fails (TimeoutException), not hangs
         }));
+        stopper.GetAwaiter().GetResult(); // the loop was idle when the stop came
+
+        // A lost wake-up would leave the loop asleep until main's timer and only then let it see the stop.
+        Assert.True(run.Elapsed < TestPipes.TestTimeout, "the stop did not wake the idle loop");
         AssertClosedCleanly(loop);
     }
 
@@ -404,7 +621,7 @@ public abstract class SchedulingTests : LoopTestBase
             Assert.Equal(id, Environment.CurrentManagedThreadId);
             await Task.Delay(TimeSpan.FromMilliseconds(5), loop.TimeProvider);
             Assert.Equal(id, Environment.CurrentManagedThreadId);
-            await Task.Run(() => Thread.SpinWait(10));
+            await LoopProbe.CompletedOnAnotherThreadLater(loop); // completed on another thread after the await registered
             Assert.Equal(id, Environment.CurrentManagedThreadId);
             Assert.Same(loop, Loop.Current);
         });

@@ -30,7 +30,7 @@ public abstract class TimerTests : LoopTestBase
             loop.CallLater(TimeSpan.FromSeconds(2), () => order.Add(2));
             loop.CallLater(TimeSpan.FromMilliseconds(1500), () => order.Add(15));
             AdvanceOnLoop(loop, clock, TimeSpan.FromSeconds(5));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         }, options);
         Assert.Equal([1, 15, 2, 3], order);
     }
@@ -45,7 +45,7 @@ public abstract class TimerTests : LoopTestBase
             loop.CallLater(TimeSpan.FromMilliseconds(15), () => { order.Add(15); done.SetResult(); });
             loop.CallLater(TimeSpan.FromMilliseconds(5), () => order.Add(5));
             loop.CallLater(TimeSpan.FromMilliseconds(10), () => order.Add(10));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.Equal([5, 10, 15], order);
     }
@@ -91,7 +91,7 @@ public abstract class TimerTests : LoopTestBase
 
             loop.CallAt(when, done.SetResult);
             AdvanceOnLoop(loop, clock, TimeSpan.FromSeconds(1));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         }, options);
         Assert.Equal(Enumerable.Range(0, 50), order);
     }
@@ -114,7 +114,7 @@ public abstract class TimerTests : LoopTestBase
             Assert.False(a.Cancel());
             Assert.True(c.Cancel());
             AdvanceOnLoop(loop, clock, TimeSpan.FromSeconds(5));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
             Assert.False(b.IsPending);
             Assert.False(b.Cancel());
         }, options);
@@ -134,7 +134,7 @@ public abstract class TimerTests : LoopTestBase
             second = loop.CallLater(TimeSpan.FromSeconds(2), () => fired.Add("second"));
             loop.CallLater(TimeSpan.FromSeconds(3), done.SetResult);
             AdvanceOnLoop(loop, clock, TimeSpan.FromSeconds(5));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         }, options);
         Assert.Equal(["first"], fired);
     }
@@ -155,7 +155,7 @@ public abstract class TimerTests : LoopTestBase
             });
             loop.CallLater(TimeSpan.FromSeconds(1), () => order.Add("second timer"));
             AdvanceOnLoop(loop, clock, TimeSpan.FromSeconds(1));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         }, options);
         Assert.Equal(["timer", "second timer", "soon from timer", "inner timer"], order);
     }
@@ -176,7 +176,7 @@ public abstract class TimerTests : LoopTestBase
                 AdvanceOnLoop(loop, clock, TimeSpan.FromSeconds(1));
             });
             AdvanceOnLoop(loop, clock, TimeSpan.FromSeconds(1));
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         }, options);
         Assert.Equal([TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)], times);
     }
@@ -220,7 +220,7 @@ public abstract class TimerTests : LoopTestBase
             bool minValueRan = false;
             loop.CallAt(TimeSpan.MinValue, () => minValueRan = true);
             loop.CallAt(TimeSpan.Zero, () => { ran = minValueRan; done.SetResult(); });
-            await done.Task;
+            await done.Task.WaitAsync(TestPipes.TestTimeout);
         });
         Assert.True(ran);
     }
@@ -265,7 +265,7 @@ public abstract class TimerTests : LoopTestBase
             await loop.DelayAsync(TimeSpan.Zero); // one turn of the loop
             Assert.False(delay.IsCompleted);
             AdvanceOnLoop(loop, clock, TimeSpan.FromMinutes(5));
-            await delay;
+            await delay.WaitAsync(TestPipes.TestTimeout);
             Assert.Equal(id, Environment.CurrentManagedThreadId);
             Assert.Equal(TimeSpan.FromMinutes(5), loop.Time - start);
             await loop.DelayAsync(TimeSpan.Zero);
@@ -310,7 +310,7 @@ public abstract class TimerTests : LoopTestBase
             Assert.False(delay.IsCompleted);
             Assert.Equal(1, loop.TimerCount);
             AdvanceOnLoop(loop, clock, TimeSpan.FromSeconds(30));
-            await delay;
+            await delay.WaitAsync(TestPipes.TestTimeout);
             Assert.Equal(id, Environment.CurrentManagedThreadId);
         }, options);
     }
@@ -484,7 +484,7 @@ public abstract class TimerTests : LoopTestBase
             using var cts = await Task.Run(() => new CancellationTokenSource(TimeSpan.FromMilliseconds(2), tp));
             var cancelled = new TaskCompletionSource();
             cts.Token.Register(cancelled.SetResult);
-            await cancelled.Task;
+            await cancelled.Task.WaitAsync(TestPipes.TestTimeout);
         });
     }
 

@@ -502,3 +502,9 @@ public sealed class LibuvReliabilityTests : ReliabilityTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();
 }
+
+/// <summary>The managed loop's portable socket transport (the default off Linux).</summary>
+public sealed class ManagedSocketsReliabilityTests : ReliabilityTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
+}

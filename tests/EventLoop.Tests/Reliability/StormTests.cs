@@ -334,3 +334,9 @@ public sealed class LibuvStormTests : StormTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();
 }
+
+/// <summary>The managed loop's portable socket transport (the default off Linux).</summary>
+public sealed class ManagedSocketsStormTests : StormTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
+}

@@ -143,7 +143,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
             // so a reset that follows data arrives here as EOF with ECONNRESET still pending on the socket. Ask
             // the socket, so a reset peer is a ConnectionResetException on libuv as on the managed loop.
             int pending = Libc.TakePendingSocketError(Uv.Fileno(_handle));
-            CompleteInput(pending < 0 ? Translate(pending, "Receiving") : null); // else the peer half-closed: end of stream
+            CompleteInput(pending < 0 ? Translate(pending, "Receiving") : EndOfStream()); // else the peer half-closed: end of stream
         }
         else if (nread < 0)
         {
@@ -258,7 +258,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         }
         catch (Exception ex)
         {
-            error = TranslateError(ex, "Sending");
+            error = SendFailed(ex);
         }
 
         ReleaseWritePins();

@@ -113,7 +113,8 @@ internal sealed class SocketConnection : LoopConnection
                 int received = await CompleteOnLoopAsync(_socket.ReceiveAsync(memory, SocketFlags.None)).ConfigureAwait(false);
                 if (received == 0)
                 {
-                    break; // the peer half-closed: end of stream
+                    error = EndOfStream(); // the peer half-closed: end of stream (or a reset a send already met)
+                    break;
                 }
 
                 writer.Advance(received);
@@ -167,12 +168,19 @@ internal sealed class SocketConnection : LoopConnection
 
             if (!_aborted)
             {
-                _socket.Shutdown(SocketShutdown.Send); // everything was sent: half-close (FIN)
+                try
+                {
+                    _socket.Shutdown(SocketShutdown.Send); // everything was sent: half-close (FIN)
+                }
+                catch (SocketException ex) when (ex.SocketErrorCode == SocketError.NotConnected)
+                {
+                    // The peer is gone already; the receive side reports how (as the other transports do).
+                }
             }
         }
         catch (Exception ex)
         {
-            error = TranslateError(ex, "Sending");
+            error = SendFailed(ex);
         }
 
         await reader.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);

@@ -143,6 +143,7 @@ var concurrencyOption = new Option<int>("--concurrency") { Description = "Pages 
 var latencyOption = new Option<int>("--latency-ms") { Description = "The local site's delay per page, in milliseconds.", DefaultValueFactory = _ => 15 };
 var quietOption = new Option<bool>("--quiet") { Description = "Print only errors and the summary line (for benchmarks)." };
 var warmupOption = new Option<int>("--warmup") { Description = "Pages fetched first, unmeasured and unprinted (for benchmarks).", DefaultValueFactory = _ => 0 };
+var pageTimeoutOption = new Option<int>("--page-timeout-ms") { Description = "How long one page may take before it is reported as timed out (async).", DefaultValueFactory = _ => 10_000 };
 var scraper = new Command("scraper", "Fetch a run of episode pages and print their titles: blocking (--sync) vs. async on the loop.");
 scraper.Options.Add(syncOption);
 scraper.Options.Add(baseUrlOption);
@@ -152,19 +153,20 @@ scraper.Options.Add(concurrencyOption);
 scraper.Options.Add(latencyOption);
 scraper.Options.Add(quietOption);
 scraper.Options.Add(warmupOption);
+scraper.Options.Add(pageTimeoutOption);
 scraper.SetAction(parse =>
 {
     int count = parse.GetValue(countOption), concurrency = parse.GetValue(concurrencyOption);
-    int latencyMs = parse.GetValue(latencyOption), warmup = parse.GetValue(warmupOption);
-    if (count < 0 || concurrency < 1 || latencyMs < 0 || warmup < 0)
+    int latencyMs = parse.GetValue(latencyOption), warmup = parse.GetValue(warmupOption), pageTimeoutMs = parse.GetValue(pageTimeoutOption);
+    if (count < 0 || concurrency < 1 || latencyMs < 0 || warmup < 0 || pageTimeoutMs < 0)
     {
-        AnsiConsole.MarkupLine("[red]--count, --latency-ms and --warmup must not be negative, and --concurrency must be at least 1.[/]");
+        AnsiConsole.MarkupLine("[red]--count, --latency-ms, --warmup and --page-timeout-ms must not be negative, and --concurrency must be at least 1.[/]");
         return 2;
     }
 
     string? baseUrl = parse.GetValue(baseUrlOption);
     bool sync = parse.GetValue(syncOption);
-    var options = new ScraperOptions(baseUrl ?? "", parse.GetValue(firstOption), count, concurrency, parse.GetValue(quietOption), warmup);
+    var options = new ScraperOptions(baseUrl ?? "", parse.GetValue(firstOption), count, concurrency, parse.GetValue(quietOption), warmup, TimeSpan.FromMilliseconds(pageTimeoutMs));
     if (baseUrl is null)
     {
         return Run(parse.GetValue(loopOption)!, loop =>

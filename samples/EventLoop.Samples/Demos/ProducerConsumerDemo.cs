@@ -5,14 +5,16 @@ namespace EventLoop.Samples.Demos;
 
 /// <summary>
 /// The talk's producer/consumer: two producers make 10 items each (item = i*i, stamped with its creation
-/// time, then a random 0.5-1.5 s pause); four consumers process 5 items each (0.5 s of work per item).
-/// The sync version makes everything first and then processes it in one consumer; the async version runs
-/// them all at once on the loop through an <see cref="AsyncQueue{T}"/>. Every pause is multiplied by the
-/// time scale.
+/// time, then a random 0.5-1.5 s pause); four consumers process items (0.5 s of work per item) until there are
+/// no more. The sync version makes everything first and then processes it in one consumer; the async version
+/// runs them all at once on the loop through an <see cref="AsyncQueue{T}"/>: when both producers are done the
+/// queue is completed, so each consumer's <c>await foreach</c> over <see cref="AsyncQueue{T}.ReadAllAsync"/> ends
+/// once the queue is drained, with no sentinel values and no count agreed in advance. Every pause is multiplied
+/// by the time scale.
 /// </summary>
 internal static class ProducerConsumerDemo
 {
-    private const int Producers = 2, ItemsPerProducer = 10, Consumers = 4, ItemsPerConsumer = 5;
+    private const int Producers = 2, ItemsPerProducer = 10, Consumers = 4;
 
     public sealed record Result(int Processed, TimeSpan Total, TimeSpan AverageLatency);
 
@@ -39,9 +41,8 @@ internal static class ProducerConsumerDemo
 
         async Task Consume(int consumer)
         {
-            for (int i = 0; i < ItemsPerConsumer; i++)
+            await foreach (Item item in queue.ReadAllAsync())
             {
-                Item item = await queue.GetAsync();
                 TimeSpan waited = loop.Time - item.CreatedAt;
                 latencies.Add(waited);
                 console.MarkupLine($"  [cyan] +++ processed value {item.Value}, waited {waited.TotalSeconds:F2} s (consumer {consumer})[/]");
@@ -49,18 +50,21 @@ internal static class ProducerConsumerDemo
             }
         }
 
-        var work = new List<Task>();
+        var producers = new List<Task>();
         for (int p = 1; p <= Producers; p++)
         {
-            work.Add(Produce(p));
+            producers.Add(Produce(p));
         }
 
+        var consumers = new List<Task>();
         for (int c = 1; c <= Consumers; c++)
         {
-            work.Add(Consume(c));
+            consumers.Add(Consume(c));
         }
 
-        await Task.WhenAll(work);
+        await Task.WhenAll(producers);
+        queue.Complete(); // no more items: each consumer ends once the queue is empty
+        await Task.WhenAll(consumers);
         return Report(console, latencies, loop.Time - start);
     }
 

@@ -14,8 +14,13 @@ namespace EventLoop.Samples.Demos;
 /// <param name="Concurrency">How many pages are fetched at once (async only).</param>
 /// <param name="Quiet">Print only errors and the summary, not every title (for benchmarks).</param>
 /// <param name="Warmup">Pages fetched first, unmeasured and unprinted (for benchmarks: JIT and connections).</param>
-internal sealed record ScraperOptions(string BaseUrl, int First = 150, int Count = 20, int Concurrency = 10, bool Quiet = false, int Warmup = 0)
+/// <param name="PageTimeout">How long one page may take (async only), on the loop clock; null for 10 s.</param>
+internal sealed record ScraperOptions(string BaseUrl, int First = 150, int Count = 20, int Concurrency = 10, bool Quiet = false, int Warmup = 0, TimeSpan? PageTimeout = null)
 {
+    public static readonly TimeSpan DefaultPageTimeout = TimeSpan.FromSeconds(10);
+
+    public TimeSpan Timeout => PageTimeout ?? DefaultPageTimeout;
+
     public string PageUrl(int page) => $"{BaseUrl.TrimEnd('/')}/{page.ToString(CultureInfo.InvariantCulture)}";
 }
 
@@ -23,7 +28,9 @@ internal sealed record ScraperOptions(string BaseUrl, int First = 150, int Count
 /// The talk's web scraper: fetch a run of episode pages and print each page's <c>&lt;h1&gt;</c>, in order.
 /// The sync version fetches one page after another with a blocking <see cref="HttpClient.Send(HttpRequestMessage)"/>;
 /// the async version fetches <see cref="ScraperOptions.Concurrency"/> at a time on the loop, through an
-/// <see cref="HttpClient"/> whose connections are the loop's own TCP connections (<see cref="LoopHttp"/>).
+/// <see cref="HttpClient"/> whose connections are the loop's own TCP connections (<see cref="LoopHttp"/>), each
+/// page within a fail scope (<see cref="CancelScopeLoopExtensions.FailAfterAsync{T}"/>, asyncio's <c>timeout</c>): a
+/// page slower than <see cref="ScraperOptions.PageTimeout"/> is cancelled and reported as timed out.
 /// Pages are parsed with AngleSharp. A page that fails (bad URL, refused, HTTP error, no title) prints one
 /// line saying why; the others still complete. The last line reads <c>Fetched N pages in X.XX sec (R pages/s)</c>.
 /// </summary>
@@ -149,7 +156,7 @@ internal static class ScraperDemo
             await gate.WaitAsync(cancellationToken);
             try
             {
-                return await FetchAsync(client, parser, options, number, cancellationToken);
+                return await FetchAsync(loop, client, parser, options, number, cancellationToken);
             }
             finally
             {
@@ -159,7 +166,7 @@ internal static class ScraperDemo
         }
     }
 
-    private static async Task<Page> FetchAsync(HttpClient client, HtmlParser parser, ScraperOptions options, int number, CancellationToken cancellationToken)
+    private static async Task<Page> FetchAsync(Loop loop, HttpClient client, HtmlParser parser, ScraperOptions options, int number, CancellationToken cancellationToken)
     {
         string url = options.PageUrl(number);
         if (CheckUrl(url) is { } bad)
@@ -169,14 +176,23 @@ internal static class ScraperDemo
 
         try
         {
-            using HttpResponseMessage response = await client.GetAsync(url, HttpCompletionOption.ResponseContentRead, cancellationToken);
-            if (!response.IsSuccessStatusCode)
+            // The page's deadline is a loop timer: the scope's token cancels the request and the read when it passes,
+            // and FailAfterAsync turns that cancellation (and only that one) into a TimeoutException.
+            return await loop.FailAfterAsync(options.Timeout, async token =>
             {
-                return new Page(number, url, null, HttpError(response));
-            }
+                using HttpResponseMessage response = await client.GetAsync(url, HttpCompletionOption.ResponseContentRead, token);
+                if (!response.IsSuccessStatusCode)
+                {
+                    return new Page(number, url, null, HttpError(response));
+                }
 
-            string html = await response.Content.ReadAsStringAsync(cancellationToken);
-            return TitleOf(parser, number, url, html);
+                string html = await response.Content.ReadAsStringAsync(token);
+                return TitleOf(parser, number, url, html);
+            }, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            return new Page(number, url, null, $"timed out after {options.Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s");
         }
         catch (Exception ex) when (!(ex is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {

@@ -32,6 +32,9 @@ internal abstract class CallbackItem : LoopWorkItem
     /// </summary>
     internal bool RefusedWhilePosting;
 
+    /// <summary>The scheduler's <see cref="ExecutionContext"/> to run the callback in, or null for the loop's own.</summary>
+    internal ExecutionContext? Context;
+
     internal int Version => _state >> 1;
 
     internal bool TryCancel(int version)
@@ -62,6 +65,28 @@ internal abstract class CallbackItem : LoopWorkItem
 
     /// <summary>Drops the callback and its state (a cancelled timer must not keep them alive).</summary>
     internal abstract void ClearCallback();
+
+    /// <summary>
+    /// Runs <paramref name="callback"/> in <paramref name="context"/> (asyncio's <c>Context.run</c>), then puts the loop
+    /// thread's context back, so AsyncLocal values the callback set do not leak into the callbacks after it.
+    /// <see cref="ExecutionContext.Restore"/> rather than <see cref="ExecutionContext.Run"/>: no delegate or closure to allocate.
+    /// </summary>
+    private protected static void RunInContext<T>(ExecutionContext context, Action<T> callback, T value)
+    {
+        ExecutionContext? loopContext = ExecutionContext.Capture();
+        ExecutionContext.Restore(context);
+        try
+        {
+            callback(value);
+        }
+        finally
+        {
+            if (loopContext is not null)
+            {
+                ExecutionContext.Restore(loopContext);
+            }
+        }
+    }
 
     /// <summary>Retires a use that will never run (a timer dropped at shutdown) and pools the item.</summary>
     internal abstract void Discard();
@@ -121,13 +146,22 @@ internal sealed class ObjectCallbackItem : CallbackItem
     {
         object? callback = _callback;
         object? value = _value;
+        ExecutionContext? context = Context;
         _callback = null;
         _value = null;
+        Context = null;
         bool cancelled = Retire();
         Return(this);
         if (!cancelled && callback is not null)
         {
-            System.Runtime.CompilerServices.Unsafe.As<Action<object?>>(callback)(value);
+            if (context is null)
+            {
+                System.Runtime.CompilerServices.Unsafe.As<Action<object?>>(callback)(value);
+            }
+            else
+            {
+                RunInContext(context, System.Runtime.CompilerServices.Unsafe.As<Action<object?>>(callback), value);
+            }
         }
     }
 
@@ -135,6 +169,7 @@ internal sealed class ObjectCallbackItem : CallbackItem
     {
         _callback = null;
         _value = null;
+        Context = null;
     }
 
     internal override void Discard()
@@ -208,13 +243,22 @@ internal sealed class CallbackItem<TState> : CallbackItem
     {
         Action<TState>? callback = _callback;
         TState value = _value;
+        ExecutionContext? context = Context;
         _callback = null;
         _value = default!;
+        Context = null;
         bool cancelled = Retire();
         Return(this);
         if (!cancelled && callback is not null)
         {
-            callback(value);
+            if (context is null)
+            {
+                callback(value);
+            }
+            else
+            {
+                RunInContext(context, callback, value);
+            }
         }
     }
 
@@ -222,6 +266,7 @@ internal sealed class CallbackItem<TState> : CallbackItem
     {
         _callback = null;
         _value = default!;
+        Context = null;
     }
 
     internal override void Discard()

@@ -1,4 +1,4 @@
-# Generates tests/mutations/*.patch from (name, file, find, replace, filter, why). Run from the repo root.
+# Generates tests/mutations/*.patch from ([number,] name, file, find, replace, filter, why). Run from the repo root.
 import subprocess, os, sys, tempfile, shutil
 M = [
 ("ready-queue-grow-order", "src/EventLoop/Internal/ReadyQueue.cs",
@@ -89,12 +89,37 @@ M = [
  "        if (_sendError is { } error && !_aborted)",
  "        if (_sendError is { } error && _aborted)",
  "TcpWriteErrorTests", "ShutdownSendAsync completes cleanly although what was written could not be sent"),
+(85, "cpu-executor-variant-on-loop", "samples/EventLoop.Samples/Demos/CpuDemo.cs",
+ "chunks.Select(c => loop.RunInExecutor(() => SumOfSteps(c.From, c.To), cancellationToken))",
+ "chunks.Select(c => Task.FromResult(SumOfSteps(c.From, c.To)))",
+ "CpuDemoTests", "the cpu demo's executor variant computes its chunks on the loop thread"),
+("cpu-process-exit-waited-on-loop", "samples/EventLoop.Samples/Demos/CpuDemo.cs",
+ "        await exited;\n",
+ "        process.WaitForExit();\n",
+ "CpuDemoTests", "the cpu demo's process variant blocks the loop thread in Process.WaitForExit"),
+("cpu-worker-chunk-end-inclusive", "samples/EventLoop.Samples/Program.cs",
+ "CpuDemo.SumOfSteps(from, to).ToString(",
+ "CpuDemo.SumOfSteps(from, to + 1).ToString(",
+ "CpuDemoTests", "the cpu worker process counts its chunk's end (one past the last number) too"),
+("cpu-zero-workers-accepted", "samples/EventLoop.Samples/Demos/CpuDemo.cs",
+ "        if (workers is < 1 or > MaxWorkers)",
+ "        if (workers > MaxWorkers)",
+ "CpuDemoTests", "the cpu demo accepts zero or negative --workers"),
+("cpu-gap-spanning-job-end-dropped", "samples/EventLoop.Samples/Demos/CpuDemo.cs",
+ "        await ticker.NextTickAsync(); // so that the gap spanning the job's end counts too\n",
+ "",
+ "CpuDemoTests", "the cpu demo stops its ticker before the tick after the job, so the gap a blocking job makes is never measured"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")
 for f in os.listdir(out):
     if f.endswith(".patch"): os.remove(os.path.join(out, f))
-for i, (name, path, find, repl, filt, why) in enumerate(M, 1):
+i = 0
+for spec in M:
+    # An entry may start with its number; the ones after it count on from there (branches own number ranges).
+    if isinstance(spec[0], int): i, spec = spec[0], spec[1:]
+    else: i += 1
+    name, path, find, repl, filt, why = spec
     src = open(path).read()
     if src.count(find) != 1: sys.exit(f"{name}: find text matches {src.count(find)} times in {path}")
     tmp = tempfile.mkdtemp()

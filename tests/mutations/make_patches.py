@@ -106,7 +106,7 @@ M = [
  "        if (workers > MaxWorkers)",
  "CpuDemoTests", "the cpu demo accepts zero or negative --workers"),
 ("cpu-gap-spanning-job-end-dropped", "samples/EventLoop.Samples/Demos/CpuDemo.cs",
- "        await ticker.NextTickAsync(); // so that the gap spanning the job's end counts too\n",
+ "            await ticker.NextTickAsync(); // so that the gap spanning the job's end counts too\n",
  "",
  "CpuDemoTests", "the cpu demo stops its ticker before the tick after the job, so the gap a blocking job makes is never measured"),
 ]

@@ -34,8 +34,7 @@ internal static class CpuDemo
     /// <param name="Elapsed">From the job's start until its result was back on the loop.</param>
     /// <param name="LargestGap">The longest time between two of the ticker's ticks while the job ran (the first
     /// tick came before the job started, the last after it ended).</param>
-    /// <param name="Ticks">How many ticks that was.</param>
-    public sealed record Variant(string Name, long Sum, TimeSpan Elapsed, TimeSpan LargestGap, int Ticks);
+    public sealed record Variant(string Name, long Sum, TimeSpan Elapsed, TimeSpan LargestGap);
 
     /// <summary>The three variants, in the order they ran.</summary>
     public sealed record Result(Variant OnLoop, Variant Executor, Variant Processes, int Workers, int Size)
@@ -164,38 +163,39 @@ internal static class CpuDemo
         var ticker = new Ticker(loop);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Task ticking = ticker.RunAsync(stop.Token);
-        await ticker.NextTickAsync(); // the ticker is running before the job starts
-        ticker.ResetGap();
-        var watch = Stopwatch.StartNew();
-        long sum = await job();
-        TimeSpan elapsed = watch.Elapsed;
-        await ticker.NextTickAsync(); // so that the gap spanning the job's end counts too
-        TimeSpan gap = ticker.LargestGap;
-        int ticks = ticker.Ticks;
-        stop.Cancel();
-        await ticking;
-        cancellationToken.ThrowIfCancellationRequested();
-        return new Variant(name, sum, elapsed, gap, ticks);
+        try
+        {
+            await ticker.NextTickAsync(); // the ticker is running before the job starts
+            ticker.ResetGap();
+            var watch = Stopwatch.StartNew();
+            long sum = await job();
+            TimeSpan elapsed = watch.Elapsed;
+            await ticker.NextTickAsync(); // so that the gap spanning the job's end counts too
+            return new Variant(name, sum, elapsed, ticker.LargestGap);
+        }
+        finally
+        {
+            stop.Cancel();
+            await ticking;
+        }
     }
 
     /// <summary>A loop timer every <see cref="TickInterval"/>, recording the longest time between two ticks. Loop thread only.</summary>
     private sealed class Ticker(Loop loop)
     {
         private TaskCompletionSource? _nextTick;
+        private CancellationToken _stoppedBy;
+        private bool _stopped;
         private long _last;
 
         public TimeSpan LargestGap { get; private set; }
 
-        public int Ticks { get; private set; }
+        /// <summary>Completes at the next tick; cancelled if the ticker stops first.</summary>
+        public Task NextTickAsync() => _stopped
+            ? Task.FromCanceled(_stoppedBy)
+            : (_nextTick ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
-        public Task NextTickAsync() =>
-            (_nextTick ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
-
-        public void ResetGap()
-        {
-            LargestGap = TimeSpan.Zero;
-            Ticks = 0;
-        }
+        public void ResetGap() => LargestGap = TimeSpan.Zero;
 
         public async Task RunAsync(CancellationToken cancellationToken)
         {
@@ -208,13 +208,15 @@ internal static class CpuDemo
                 }
                 catch (OperationCanceledException)
                 {
+                    _stopped = true;
+                    _stoppedBy = cancellationToken;
+                    _nextTick?.TrySetCanceled(cancellationToken);
                     return;
                 }
 
                 long now = Stopwatch.GetTimestamp();
                 TimeSpan gap = Stopwatch.GetElapsedTime(_last, now);
                 _last = now;
-                Ticks++;
                 if (gap > LargestGap)
                 {
                     LargestGap = gap;

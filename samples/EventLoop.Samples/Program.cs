@@ -216,6 +216,52 @@ site.SetAction(parse =>
     });
 });
 
+var workersOption = new Option<int>("--workers")
+{
+    Description = "Chunks run at once, on the thread pool and in child processes (default: the core count).",
+    DefaultValueFactory = _ => Environment.ProcessorCount,
+};
+var sizeOption = new Option<int>("--size") { Description = "How many numbers the job covers (1..N).", DefaultValueFactory = _ => CpuDemo.DefaultSize };
+var cpu = new Command("cpu", "One CPU-bound job three ways: on the loop thread (a 10 ms ticker on the loop stalls), through " +
+                             "RunInExecutor in N chunks at once, and in N child processes (System.Diagnostics.Process, until " +
+                             "the loop has subprocess support of its own); times, speed-ups and the ticker's largest gap.");
+cpu.Options.Add(workersOption);
+cpu.Options.Add(sizeOption);
+cpu.SetAction(parse =>
+{
+    int workers = parse.GetValue(workersOption), size = parse.GetValue(sizeOption);
+    if (CpuDemo.Validate(workers, size) is { } error)
+    {
+        Console.Error.WriteLine(error);
+        return 2;
+    }
+
+    bool agree = true;
+    int status = Run(parse.GetValue(loopOption)!, async loop => agree = (await CpuDemo.RunAsync(loop, AnsiConsole.Console, workers, size)).Agree);
+    return status != 0 ? status : agree ? 0 : 1;
+});
+
+// The cpu demo's child process: one chunk's sum on stdout. Hidden: not a demo.
+var fromOption = new Option<long>("--from") { Description = "The chunk's first number.", Required = true };
+var toOption = new Option<long>("--to") { Description = "One past the chunk's last number.", Required = true };
+var cpuWorker = new Command("cpu-worker", "One chunk of the cpu demo's job; prints its sum.") { Hidden = true };
+cpuWorker.Options.Add(fromOption);
+cpuWorker.Options.Add(toOption);
+cpuWorker.SetAction(parse =>
+{
+    long from = parse.GetValue(fromOption), to = parse.GetValue(toOption);
+    if (from < 1 || to < from || to > CpuDemo.MaxSize + 1L)
+    {
+        Console.Error.WriteLine($"cpu-worker: need 1 <= --from <= --to <= {CpuDemo.MaxSize + 1L}, not {from}..{to}.");
+        return 2;
+    }
+
+    Console.Out.WriteLine(CpuDemo.SumOfSteps(from, to).ToString(System.Globalization.CultureInfo.InvariantCulture));
+    return 0;
+});
+
+root.Subcommands.Add(cpu);
+root.Subcommands.Add(cpuWorker);
 root.Subcommands.Add(echoServer);
 root.Subcommands.Add(generator);
 root.Subcommands.Add(producerConsumer);
@@ -296,5 +342,7 @@ static async Task TourAsync(Loop loop)
     AnsiConsole.MarkupLine($"[bold green]async vs sync[/]: {scrapedAsync.Elapsed.TotalSeconds:F2} s vs {scraped.Elapsed.TotalSeconds:F2} s for the same 10 pages");
     AnsiConsole.WriteLine();
     await UnsyncDemo.RunAsync(loop, AnsiConsole.Console, sleeps: 200);
+    AnsiConsole.WriteLine();
+    await CpuDemo.RunAsync(loop, AnsiConsole.Console, workers: Environment.ProcessorCount, size: 1_000_000);
     AnsiConsole.Write(new Rule("[bold]tour done[/]"));
 }

@@ -19,7 +19,7 @@ internal static class EchoServer
             Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         }
 
-        await using ConnectionListener listener = await loop.ListenTcpAsync(new IPEndPoint(host, port), new TcpOptions { Backlog = 1024 }, cancellationToken);
+        await using ConnectionListener listener = await SampleFailure.ListenAsync(loop, new IPEndPoint(host, port), new TcpOptions { Backlog = 1024 }, cancellationToken);
         console.WriteLine($"listening on {listener.LocalEndPoint} ({loop.PolicyName} loop)");
         var connections = new HashSet<Task>();
         try

@@ -26,8 +26,7 @@ internal static class LibuvLibrary
 
     internal const string InstallHint =
         "Install libuv: Debian/Ubuntu 'apt-get install libuv1', Fedora 'dnf install libuv', Alpine 'apk add libuv', " +
-        "macOS 'brew install libuv', Windows: put uv.dll beside the app. Or set " + PathVariable +
-        " to the library's path, or use the managed loop (new ManagedLoopPolicy()).";
+        "macOS 'brew install libuv', Windows: put uv.dll beside the app; or run on the managed loop (new ManagedLoopPolicy()).";
 
     internal static readonly string[] PlatformNames =
         ["libuv.so.1", "libuv.so", "libuv.1.dylib", "libuv.dylib", "libuv.dll", "uv.dll", "uv"];
@@ -109,7 +108,7 @@ internal static class LibuvLibrary
                 : $"not every libuv function we use (missing: {string.Join(", ", missing.Take(5))}{(missing.Length > 5 ? ", ..." : "")})";
             throw new LibuvUnavailableException(
                 $"'{loadedFrom}' was loaded as libuv but is not libuv: it has {which}. " +
-                (string.IsNullOrWhiteSpace(explicitPath) ? "" : $"Point {PathVariable} at libuv's shared library (e.g. /usr/lib/x86_64-linux-gnu/libuv.so.1), or unset it. ") +
+                (string.IsNullOrWhiteSpace(explicitPath) ? "" : $"Point {PathVariable} at libuv's shared library (e.g. /usr/lib/x86_64-linux-gnu/libuv.so.1), or unset it to search the system. ") +
                 InstallHint,
                 tried);
         }
@@ -160,7 +159,8 @@ internal static class LibuvLibrary
 
         throw new LibuvUnavailableException(
             $"The libuv loop needs the libuv shared library, and none was found: looked for {string.Join(", ", names)} in the app's directory " +
-            $"({AppContext.BaseDirectory.TrimEnd('/', '\\')}) and on the system's library search path ({SystemSearchPath()}). {InstallHint}",
+            $"({AppContext.BaseDirectory.TrimEnd('/', '\\')}) and on the system's library search path ({SystemSearchPath()}). " +
+            $"Set {PathVariable} to the library's path if it is elsewhere. {InstallHint}",
             [.. names]);
     }
 

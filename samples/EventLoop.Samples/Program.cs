@@ -235,7 +235,20 @@ root.SetAction(parse =>
     return 0;
 });
 
-return root.Parse(args).Invoke();
+// Parse errors (an unknown option, a number that is not one) are bad input too: a line each on stderr, exit code 2,
+// rather than System.CommandLine's default of the error, the whole help on stdout, and exit code 1.
+ParseResult parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    foreach (System.CommandLine.Parsing.ParseError error in parsed.Errors)
+    {
+        Console.Error.WriteLine($"error: {error.Message} (see --help)");
+    }
+
+    return 2;
+}
+
+return parsed.Invoke();
 
 // One line on stderr (plain text, so a script can read it) and the exit code for bad input.
 static int Fail(string message, int exitCode = 2)

@@ -194,6 +194,17 @@ public sealed class SamplesRunnerTests
         Assert.Contains("the tour: both loops", child.Output);
     }
 
+    [Theory]
+    [InlineData(new[] { "scraper", "--count", "abc" }, "error: Cannot parse argument 'abc' for option '--count' as expected type 'System.Int32'. (see --help)")]
+    [InlineData(new[] { "no-such-demo" }, "error: Unrecognized command or argument 'no-such-demo'. (see --help)")]
+    public async Task A_parse_error_is_one_line_on_stderr_with_exit_code_2_and_no_help_dump(string[] args, string expected)
+    {
+        ChildProcess.Result child = await ChildProcess.RunAsync(ChildProcess.SamplesPath, args);
+        Assert.True(child.ExitCode == 2, child.ToString());
+        Assert.Equal(expected, Assert.Single(child.ErrorLines));
+        Assert.Empty(child.Output);
+    }
+
     [Fact]
     public async Task An_unknown_loop_is_one_line_naming_the_option()
     {

@@ -71,14 +71,35 @@ producerConsumer.SetAction(parse =>
     return Run(LoopName(parse), loop => ProducerConsumerDemo.RunAsync(loop, AnsiConsole.Console, scale));
 });
 
-var unsync = new Command("unsync", "CPU-bound work on the thread pool, blocking calls in the executor and loop sleeps, all at once.");
-unsync.SetAction(parse => Run(LoopName(parse), loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console)));
+var unsync = new Command("unsync",
+    "CPU-bound work on the thread pool, blocking calls in the executor and loop sleeps, all at once; then async functions on a loop in a background thread while the main thread goes on.");
+unsync.SetAction(parse =>
+{
+    int status = Run(LoopName(parse), loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console));
+    if (status != 0)
+    {
+        return status;
+    }
+
+    AnsiConsole.WriteLine();
+    return RunOffLoop(LoopName(parse), policy =>
+    {
+        UnsyncDemo.RunInBackground(policy, AnsiConsole.Console);
+        return Task.CompletedTask;
+    });
+});
 
 var hostOption = new Option<string>("--host") { Description = "Address to listen on.", DefaultValueFactory = _ => "127.0.0.1" };
 var portOption = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8888 };
+var loopsOption = new Option<int>("--loops")
+{
+    Description = "Serve on a group of N loops, each on its own thread (connections spread across them); 1 is a single loop on the main thread.",
+    DefaultValueFactory = _ => 1,
+};
 var echoServer = new Command("echo-server", "A TCP echo server on the loop; prints the address it listens on and serves until Ctrl+C.");
 echoServer.Options.Add(hostOption);
 echoServer.Options.Add(portOption);
+echoServer.Options.Add(loopsOption);
 echoServer.SetAction(parse =>
 {
     if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
@@ -92,10 +113,21 @@ echoServer.SetAction(parse =>
         return Fail($"--port must be between 0 and 65535, not {port}");
     }
 
+    int loops = parse.GetValue(loopsOption);
+    if (loops is < 1 or > 1024)
+    {
+        return Fail($"--loops must be between 1 and 1024, not {loops}");
+    }
+
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
     using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
         System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
+    if (loops > 1)
+    {
+        return RunOffLoop(LoopName(parse), policy => EchoServer.RunGroupAsync(policy, loops, host, port, AnsiConsole.Console, stop.Token));
+    }
+
     return Run(LoopName(parse), loop => EchoServer.RunAsync(loop, host, port, AnsiConsole.Console, stop.Token));
 });
 
@@ -305,6 +337,25 @@ static void Heading(string markup)
     else
     {
         AnsiConsole.Write(new Rule(markup));
+    }
+}
+
+// For demos that start their own loops (a group): the policy by name, and the demo run on this thread.
+static int RunOffLoop(string policyName, Func<LoopPolicy, Task> demo)
+{
+    if (ResolvePolicy(policyName, out LoopPolicy? policy) is int failed)
+    {
+        return failed;
+    }
+
+    try
+    {
+        demo(policy!).GetAwaiter().GetResult();
+        return 0;
+    }
+    catch (SampleFailure ex)
+    {
+        return Fail(ex.Message, exitCode: 1);
     }
 }
 

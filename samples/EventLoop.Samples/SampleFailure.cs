@@ -21,14 +21,20 @@ internal sealed class SampleFailure(string message, Exception? innerException = 
         }
         catch (SocketException ex)
         {
-            string why = ex.SocketErrorCode switch
-            {
-                SocketError.AddressAlreadyInUse => "the address is already in use (is another server running on that port?)",
-                SocketError.AddressNotAvailable => "this machine has no such address (use one of its own, e.g. 127.0.0.1 or 0.0.0.0)",
-                SocketError.AccessDenied => "permission denied (ports below 1024 need privileges)",
-                _ => ex.Message,
-            };
-            throw new SampleFailure($"cannot listen on {endpoint}: {why}", ex);
+            throw ListenFailed(endpoint, ex);
         }
+    }
+
+    /// <summary>The failure for a listen on <paramref name="endpoint"/> that failed with <paramref name="error"/>.</summary>
+    public static SampleFailure ListenFailed(IPEndPoint endpoint, SocketException error)
+    {
+        string why = error.SocketErrorCode switch
+        {
+            SocketError.AddressAlreadyInUse => "the address is already in use (is another server running on that port?)",
+            SocketError.AddressNotAvailable => "this machine has no such address (use one of its own, e.g. 127.0.0.1 or 0.0.0.0)",
+            SocketError.AccessDenied => "permission denied (ports below 1024 need privileges)",
+            _ => error.Message,
+        };
+        return new SampleFailure($"cannot listen on {endpoint}: {why}", error);
     }
 }

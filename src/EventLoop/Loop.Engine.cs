@@ -91,6 +91,7 @@ public abstract partial class Loop
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     private void MoveInjectedSlow()
     {
         // Bounded by what one iteration runs, so a flood of posts waits in the inject queue instead of piling
@@ -384,6 +385,15 @@ public abstract partial class Loop
         _inject.Enqueue(callback, state);
         WakeIfSleeping();
         return _state < (int)LoopState.Closing || !TakeBackAfterClose(callback);
+    }
+
+    /// <summary>As <see cref="TryInject(object, object?)"/> for a callback item, which is its own queue node: one pooled object per post.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryInject(CallbackItem item)
+    {
+        _inject.Enqueue(item);
+        WakeIfSleeping();
+        return _state < (int)LoopState.Closing || !TakeBackAfterClose(item);
     }
 
     /// <summary>Returns true if <paramref name="own"/> was among the posts taken back (the others are refused here).</summary>

@@ -40,6 +40,41 @@ internal static class EchoServer
         await Task.WhenAll(connections);
     }
 
+    /// <summary>
+    /// The same server on a group of <paramref name="loops"/> loops, each on its own thread: every loop accepts (on Linux
+    /// each has its own listener on the port, SO_REUSEPORT) and serves its connections itself.
+    /// </summary>
+    public static async Task RunGroupAsync(LoopPolicy policy, int loops, IPAddress host, int port, IAnsiConsole console, CancellationToken cancellationToken)
+    {
+        if (policy.Name == "managed")
+        {
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1"); // as above
+        }
+
+        await using LoopGroup group = LoopGroup.Start(loops, policy);
+        var endpoint = new IPEndPoint(host, port);
+        LoopGroupServer listening;
+        try
+        {
+            listening = await group.ListenTcpAsync(endpoint, ServeAsync, new TcpOptions { Backlog = 1024 }, cancellationToken);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            throw SampleFailure.ListenFailed(endpoint, ex);
+        }
+
+        await using LoopGroupServer server = listening;
+        console.WriteLine($"listening on {server.LocalEndPoint} ({policy.Name} loop x {loops})");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            console.WriteLine("stopping");
+        }
+    }
+
     private static async Task ServeAsync(Connection connection)
     {
         await using (connection)

@@ -572,4 +572,7 @@ internal sealed unsafe class LibuvLoop : Loop
 
     private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
         LibuvTcpConnector.ConnectAsync(this, endpoint, options, cancellationToken);
+
+    private protected override Connection AdoptAcceptedTcpSocketCore(System.Net.Sockets.Socket socket, TcpOptions options) =>
+        LibuvTcpHandOff.Adopt(this, socket, options);
 }

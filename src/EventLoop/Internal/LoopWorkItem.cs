@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace EventLoop.Internal;
 
 /// <summary>A unit of work the loop knows how to run without a delegate allocation.</summary>
-internal abstract class LoopWorkItem
+internal abstract class LoopWorkItem : InjectNode
 {
     /// <summary>Runs the work on the loop thread. Exceptions go to the loop's exception handler.</summary>
     internal abstract void Execute();
@@ -112,9 +112,11 @@ internal sealed class ObjectCallbackItem : CallbackItem
         return item;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     private static ObjectCallbackItem RentSlow() =>
         s_exchange.RefillAndPop(ref t_items, ref t_count, LocalCapacity) ?? new ObjectCallbackItem();
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     internal override void Execute()
     {
         object? callback = _callback;

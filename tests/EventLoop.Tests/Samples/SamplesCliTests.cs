@@ -52,9 +52,9 @@ public abstract class SamplesCliTests : LoopTestBase
         taken.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         taken.Listen();
         int port = ((IPEndPoint)taken.LocalEndPoint!).Port;
-        foreach (string demo in new[] { "echo-server", "site" })
+        foreach (string[] demo in new[] { new[] { "echo-server" }, ["echo-server", "--loops", "2"], ["site"] })
         {
-            ChildProcess.Result child = await Samples(demo, "--port", port.ToString());
+            ChildProcess.Result child = await Samples([.. demo, "--port", port.ToString()]);
             Assert.Equal($"error: cannot listen on 127.0.0.1:{port}: the address is already in use (is another server running on that port?)",
                 AssertOneErrorLine(child, 1));
         }

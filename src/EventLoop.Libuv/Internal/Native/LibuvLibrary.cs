@@ -42,7 +42,8 @@ internal static class LibuvLibrary
         "uv_idle_start", "uv_idle_stop", "uv_is_closing", "uv_listen", "uv_loop_close", "uv_loop_init", "uv_loop_size",
         "uv_now", "uv_prepare_init", "uv_prepare_start", "uv_read_start", "uv_read_stop", "uv_req_size", "uv_run",
         "uv_shutdown", "uv_stop", "uv_strerror", "uv_tcp_bind", "uv_tcp_close_reset", "uv_tcp_connect",
-        "uv_tcp_getpeername", "uv_tcp_getsockname", "uv_tcp_init", "uv_tcp_keepalive", "uv_tcp_nodelay",
+        "uv_tcp_getpeername", "uv_tcp_getsockname", "uv_tcp_init", "uv_tcp_init_ex", "uv_tcp_keepalive", "uv_tcp_nodelay",
+        "uv_tcp_open",
         "uv_timer_init", "uv_timer_start", "uv_timer_stop", "uv_try_write", "uv_unref", "uv_walk", "uv_write",
         "uv_version", // called here, not imported
     ];

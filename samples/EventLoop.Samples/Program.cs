@@ -1,10 +1,21 @@
 using System.CommandLine;
 using EventLoop;
+using EventLoop.Libuv;
+using EventLoop.Samples;
 using EventLoop.Samples.Demos;
 using Spectre.Console;
 
 // The classic async demos, each on whichever loop is selected (--loop managed|libuv, or EVENTLOOP_POLICY).
 // With no demo named, a short tour of all of them.
+// Errors a user can act on (bad input, a port in use, no libuv) are one line on stderr and a non-zero exit code:
+// 2 for bad input, 1 for a failure while running (a page that failed, an address that cannot be listened on).
+
+// Piped or redirected output is not wrapped at Spectre.Console's default 80 columns: one output line per line.
+if (Console.IsOutputRedirected)
+{
+    AnsiConsole.Profile.Width = 10_000;
+}
+
 // Blocking work handed to RunInExecutor runs on the thread pool, which starts with one thread per core and adds
 // more slowly. asyncio sizes its default executor min(32, cores + 4); give the pool that many from the start, so
 // two blocking downloads do not starve the pool's other work (HttpClient opens connections from pool work items).
@@ -15,10 +26,13 @@ if (minWorkers < executorThreads)
     ThreadPool.SetMinThreads(executorThreads, minIo);
 }
 
-var loopOption = new Option<string>("--loop")
+const int MaxLatencyMs = 60_000;
+
+// No DefaultValueFactory: help would show one default for every command, but the tour's is both loops.
+var loopOption = new Option<string?>("--loop")
 {
-    Description = "The loop policy: managed (pure .NET) or libuv (the fast loop).",
-    DefaultValueFactory = _ => Environment.GetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable) ?? "managed",
+    Description = "The loop policy: managed (pure .NET) or libuv (the fast loop). Default: EVENTLOOP_POLICY if set, " +
+                  "else managed (the tour: both loops, one after the other).",
     Recursive = true,
 };
 var syncOption = new Option<bool>("--sync") { Description = "Run the blocking version instead." };
@@ -28,11 +42,14 @@ var timeScaleOption = new Option<double>("--time-scale")
     DefaultValueFactory = _ => 1.0,
 };
 
+string LoopName(ParseResult parse) =>
+    parse.GetValue(loopOption) ?? Environment.GetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable) ?? "managed";
+
 var root = new RootCommand("EventLoop samples: the classic async demos on a single-threaded event loop. With no demo, a short tour: on both loops, or on the one --loop (or EVENTLOOP_POLICY) picks.");
 root.Options.Add(loopOption);
 
 var generator = new Command("generator", "Fibonacci as a lazy generator, then as an async stream awaited on the loop.");
-generator.SetAction(parse => Run(parse.GetValue(loopOption)!, loop => GeneratorDemo.RunAsync(loop, AnsiConsole.Console)));
+generator.SetAction(parse => Run(LoopName(parse), loop => GeneratorDemo.RunAsync(loop, AnsiConsole.Console)));
 
 var producerConsumer = new Command("producer-consumer", "Two producers and four consumers: blocking (--sync) vs. async on the loop.");
 producerConsumer.Options.Add(syncOption);
@@ -40,10 +57,9 @@ producerConsumer.Options.Add(timeScaleOption);
 producerConsumer.SetAction(parse =>
 {
     double scale = parse.GetValue(timeScaleOption);
-    if (scale <= 0)
+    if (ProducerConsumerDemo.CheckTimeScale(scale) is { } error)
     {
-        AnsiConsole.MarkupLine("[red]--time-scale must be greater than 0.[/]");
-        return 2;
+        return Fail(error);
     }
 
     if (parse.GetValue(syncOption))
@@ -52,21 +68,21 @@ producerConsumer.SetAction(parse =>
         return 0;
     }
 
-    return Run(parse.GetValue(loopOption)!, loop => ProducerConsumerDemo.RunAsync(loop, AnsiConsole.Console, scale));
+    return Run(LoopName(parse), loop => ProducerConsumerDemo.RunAsync(loop, AnsiConsole.Console, scale));
 });
 
 var unsync = new Command("unsync",
     "CPU-bound work on the thread pool, blocking calls in the executor and loop sleeps, all at once; then async functions on a loop in a background thread while the main thread goes on.");
 unsync.SetAction(parse =>
 {
-    int status = Run(parse.GetValue(loopOption)!, loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console));
+    int status = Run(LoopName(parse), loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console));
     if (status != 0)
     {
         return status;
     }
 
     AnsiConsole.WriteLine();
-    return RunOffLoop(parse.GetValue(loopOption)!, policy =>
+    return RunOffLoop(LoopName(parse), policy =>
     {
         UnsyncDemo.RunInBackground(policy, AnsiConsole.Console);
         return Task.CompletedTask;
@@ -92,22 +108,19 @@ echoServer.SetAction(parse =>
 {
     if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
     {
-        AnsiConsole.MarkupLine($"[red]--host must be an IP address, not '{Markup.Escape(parse.GetValue(hostOption) ?? "")}'.[/]");
-        return 2;
+        return Fail($"--host must be an IP address, not '{parse.GetValue(hostOption)}'");
     }
 
     int port = parse.GetValue(portOption);
     if (port is < 0 or > 65535)
     {
-        AnsiConsole.MarkupLine("[red]--port must be between 0 and 65535.[/]");
-        return 2;
+        return Fail($"--port must be between 0 and 65535, not {port}");
     }
 
     int loops = parse.GetValue(loopsOption);
-    if (loops < 1)
+    if (loops is < 1 or > 1024)
     {
-        AnsiConsole.MarkupLine("[red]--loops must be at least 1.[/]");
-        return 2;
+        return Fail($"--loops must be between 1 and 1024, not {loops}");
     }
 
     System.Net.Security.SslServerAuthenticationOptions? tls = null;
@@ -119,8 +132,7 @@ echoServer.SetAction(parse =>
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {
-            AnsiConsole.MarkupLine($"[red]--cert: {Markup.Escape(ex.Message)}[/]");
-            return 2;
+            return Fail($"--cert: {ex.Message}");
         }
     }
 
@@ -130,10 +142,10 @@ echoServer.SetAction(parse =>
         System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
     if (loops > 1)
     {
-        return RunOffLoop(parse.GetValue(loopOption)!, policy => EchoServer.RunGroupAsync(policy, loops, host, port, AnsiConsole.Console, stop.Token, tls));
+        return RunOffLoop(LoopName(parse), policy => EchoServer.RunGroupAsync(policy, loops, host, port, AnsiConsole.Console, stop.Token, tls));
     }
 
-    return Run(parse.GetValue(loopOption)!, loop => EchoServer.RunAsync(loop, host, port, AnsiConsole.Console, stop.Token, tls));
+    return Run(LoopName(parse), loop => EchoServer.RunAsync(loop, host, port, AnsiConsole.Console, stop.Token, tls));
 });
 
 var baseUrlOption = new Option<string?>("--base-url") { Description = "The site to scrape (pages {base-url}/N). Default: a local stand-in podcast site started on the loop." };
@@ -156,30 +168,50 @@ scraper.Options.Add(warmupOption);
 scraper.Options.Add(pageTimeoutOption);
 scraper.SetAction(parse =>
 {
-    int count = parse.GetValue(countOption), concurrency = parse.GetValue(concurrencyOption);
-    int latencyMs = parse.GetValue(latencyOption), warmup = parse.GetValue(warmupOption), pageTimeoutMs = parse.GetValue(pageTimeoutOption);
-    if (count < 0 || concurrency < 1 || latencyMs < 0 || warmup < 0 || pageTimeoutMs < 0)
-    {
-        AnsiConsole.MarkupLine("[red]--count, --latency-ms, --warmup and --page-timeout-ms must not be negative, and --concurrency must be at least 1.[/]");
-        return 2;
-    }
-
+    int latencyMs = parse.GetValue(latencyOption), pageTimeoutMs = parse.GetValue(pageTimeoutOption);
     string? baseUrl = parse.GetValue(baseUrlOption);
     bool sync = parse.GetValue(syncOption);
-    var options = new ScraperOptions(baseUrl ?? "", parse.GetValue(firstOption), count, concurrency, parse.GetValue(quietOption), warmup, TimeSpan.FromMilliseconds(pageTimeoutMs));
+    var options = new ScraperOptions(baseUrl ?? "", parse.GetValue(firstOption), parse.GetValue(countOption),
+        parse.GetValue(concurrencyOption), parse.GetValue(quietOption), parse.GetValue(warmupOption), TimeSpan.FromMilliseconds(pageTimeoutMs));
+    if (ScraperDemo.CheckNumbers(options) is { } badNumber)
+    {
+        return Fail(badNumber);
+    }
+
+    if (pageTimeoutMs is < 1 or > MaxLatencyMs)
+    {
+        return Fail($"--page-timeout-ms must be between 1 and {MaxLatencyMs}, not {pageTimeoutMs}");
+    }
+
+    if (latencyMs is < 0 or > MaxLatencyMs)
+    {
+        return Fail($"--latency-ms must be between 0 and {MaxLatencyMs}, not {latencyMs}");
+    }
+
+    if (baseUrl is not null && ScraperDemo.CheckBaseUrl(baseUrl) is { } badUrl)
+    {
+        return Fail(badUrl); // once, up front, not once per page
+    }
+
+    // Any page that failed makes the exit code 1 (the last line still counts the pages fetched).
+    ScraperDemo.Result? result = null;
+    int status;
     if (baseUrl is null)
     {
-        return Run(parse.GetValue(loopOption)!, loop =>
-            ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, options, TimeSpan.FromMilliseconds(latencyMs), sync));
+        status = Run(LoopName(parse), async loop =>
+            result = await ScraperDemo.RunWithLocalSiteAsync(loop, AnsiConsole.Console, options, TimeSpan.FromMilliseconds(latencyMs), sync));
     }
-
-    if (sync)
+    else if (sync)
     {
-        ScraperDemo.RunSync(AnsiConsole.Console, options); // no loop needed: blocking calls against a real site
-        return 0;
+        result = ScraperDemo.RunSync(AnsiConsole.Console, options); // no loop needed: blocking calls against a real site
+        status = 0;
+    }
+    else
+    {
+        status = Run(LoopName(parse), async loop => result = await ScraperDemo.RunAsync(loop, AnsiConsole.Console, options));
     }
 
-    return Run(parse.GetValue(loopOption)!, loop => ScraperDemo.RunAsync(loop, AnsiConsole.Console, options));
+    return status != 0 ? status : result is { Failed: > 0 } ? 1 : 0;
 });
 
 var sitePortOption = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8000 };
@@ -192,22 +224,25 @@ site.SetAction(parse =>
 {
     if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
     {
-        AnsiConsole.MarkupLine($"[red]--host must be an IP address, not '{Markup.Escape(parse.GetValue(hostOption) ?? "")}'.[/]");
-        return 2;
+        return Fail($"--host must be an IP address, not '{parse.GetValue(hostOption)}'");
     }
 
     int port = parse.GetValue(sitePortOption), latencyMs = parse.GetValue(siteLatencyOption);
-    if (port is < 0 or > 65535 || latencyMs < 0)
+    if (port is < 0 or > 65535)
     {
-        AnsiConsole.MarkupLine("[red]--port must be between 0 and 65535 and --latency-ms not negative.[/]");
-        return 2;
+        return Fail($"--port must be between 0 and 65535, not {port}");
+    }
+
+    if (latencyMs is < 0 or > MaxLatencyMs)
+    {
+        return Fail($"--latency-ms must be between 0 and {MaxLatencyMs}, not {latencyMs}");
     }
 
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
     using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
         System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
-    return Run(parse.GetValue(loopOption)!, async loop =>
+    return Run(LoopName(parse), async loop =>
     {
         await using PodcastSite podcast = await PodcastSite.StartAsync(loop, TimeSpan.FromMilliseconds(latencyMs), new System.Net.IPEndPoint(host, port));
         Console.WriteLine($"podcast site on {podcast.BaseUrl.ToString().TrimEnd('/')} ({loop.PolicyName} loop, {latencyMs} ms per page)");
@@ -232,12 +267,11 @@ cpu.SetAction(parse =>
     int workers = parse.GetValue(workersOption), size = parse.GetValue(sizeOption);
     if (CpuDemo.Validate(workers, size) is { } error)
     {
-        Console.Error.WriteLine(error);
-        return 2;
+        return Fail(error);
     }
 
     bool agree = true;
-    int status = Run(parse.GetValue(loopOption)!, async loop => agree = (await CpuDemo.RunAsync(loop, AnsiConsole.Console, workers, size)).Agree);
+    int status = Run(LoopName(parse), async loop => agree = (await CpuDemo.RunAsync(loop, AnsiConsole.Console, workers, size)).Agree);
     return status != 0 ? status : agree ? 0 : 1;
 });
 
@@ -272,12 +306,25 @@ root.Subcommands.Add(unsync);
 // the other; with a loop chosen, on that one.
 root.SetAction(parse =>
 {
-    bool chosen = parse.GetResult(loopOption) is { Implicit: false }
+    bool chosen = parse.GetValue(loopOption) is not null
                   || Environment.GetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable) is not null;
-    string[] loops = chosen ? [parse.GetValue(loopOption)!] : ["managed", "libuv"];
+    string[] loops = chosen ? [LoopName(parse)] : ["managed", "libuv"];
+
+    // Every loop the tour will use is checked before anything runs: no managed half, then a libuv error.
+    var policies = new List<LoopPolicy>();
     foreach (string name in loops)
     {
-        int status = Run(name, TourAsync);
+        if (ResolvePolicy(name, out LoopPolicy? policy) is int failed)
+        {
+            return failed;
+        }
+
+        policies.Add(policy!);
+    }
+
+    foreach (LoopPolicy policy in policies)
+    {
+        int status = RunOn(policy, TourAsync);
         if (status != 0)
         {
             return status;
@@ -289,46 +336,101 @@ root.SetAction(parse =>
     return 0;
 });
 
-return root.Parse(args).Invoke();
-
-static int Run(string policyName, Func<Loop, Task> demo)
+// Parse errors (an unknown option, a number that is not one) are bad input too: a line each on stderr, exit code 2,
+// rather than System.CommandLine's default of the error, the whole help on stdout, and exit code 1.
+ParseResult parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
 {
-    LoopPolicy policy;
+    foreach (System.CommandLine.Parsing.ParseError error in parsed.Errors)
+    {
+        Console.Error.WriteLine($"error: {error.Message} (see --help)");
+    }
+
+    return 2;
+}
+
+return parsed.Invoke();
+
+// One line on stderr (plain text, so a script can read it) and the exit code for bad input.
+static int Fail(string message, int exitCode = 2)
+{
+    Console.Error.WriteLine($"error: {message}");
+    return exitCode;
+}
+
+// The policy named, with libuv loaded and checked now: null when it can be used, else the exit code after
+// one line on stderr (an unknown name, or the libuv library's own message: what, where, how to install).
+static int? ResolvePolicy(string policyName, out LoopPolicy? policy)
+{
+    policy = null;
     try
     {
         policy = EventLoopPolicy.FromName(policyName);
     }
-    catch (ArgumentException ex)
+    catch (ArgumentException)
     {
-        AnsiConsole.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
-        return 2;
+        return Fail($"unknown loop '{policyName}': --loop (or EVENTLOOP_POLICY) must be managed or libuv");
     }
 
-    Loop.Run(() => demo(Loop.Current), policy);
-    return 0;
+    if (policy is LibuvLoopPolicy && !LibuvLoopPolicy.IsAvailable(out LibuvUnavailableException? error))
+    {
+        return Fail(error!.Message, exitCode: 1);
+    }
+
+    return null;
+}
+
+static int Run(string policyName, Func<Loop, Task> demo) =>
+    ResolvePolicy(policyName, out LoopPolicy? policy) is int failed ? failed : RunOn(policy!, demo);
+
+static int RunOn(LoopPolicy policy, Func<Loop, Task> demo)
+{
+    try
+    {
+        Loop.Run(() => demo(Loop.Current), policy);
+        return 0;
+    }
+    catch (SampleFailure ex)
+    {
+        return Fail(ex.Message, exitCode: 1);
+    }
+}
+
+// A rule across the terminal; a plain heading when the output is piped (a rule would be the 10,000-column width).
+static void Heading(string markup)
+{
+    if (Console.IsOutputRedirected)
+    {
+        AnsiConsole.MarkupLine($"== {markup} ==");
+    }
+    else
+    {
+        AnsiConsole.Write(new Rule(markup));
+    }
 }
 
 // For demos that start their own loops (a group): the policy by name, and the demo run on this thread.
 static int RunOffLoop(string policyName, Func<LoopPolicy, Task> demo)
 {
-    LoopPolicy policy;
-    try
+    if (ResolvePolicy(policyName, out LoopPolicy? policy) is int failed)
     {
-        policy = EventLoopPolicy.FromName(policyName);
-    }
-    catch (ArgumentException ex)
-    {
-        AnsiConsole.MarkupLine($"[red]{Markup.Escape(ex.Message)}[/]");
-        return 2;
+        return failed;
     }
 
-    demo(policy).GetAwaiter().GetResult();
-    return 0;
+    try
+    {
+        demo(policy!).GetAwaiter().GetResult();
+        return 0;
+    }
+    catch (SampleFailure ex)
+    {
+        return Fail(ex.Message, exitCode: 1);
+    }
 }
 
 static async Task TourAsync(Loop loop)
 {
-    AnsiConsole.Write(new Rule($"[bold]EventLoop tour[/] on the [aqua]{loop.PolicyName}[/] loop"));
+    Heading($"[bold]EventLoop tour[/] on the [aqua]{loop.PolicyName}[/] loop");
     await GeneratorDemo.RunAsync(loop, AnsiConsole.Console);
     AnsiConsole.WriteLine();
     const double scale = 0.05;
@@ -344,5 +446,5 @@ static async Task TourAsync(Loop loop)
     await UnsyncDemo.RunAsync(loop, AnsiConsole.Console, sleeps: 200);
     AnsiConsole.WriteLine();
     await CpuDemo.RunAsync(loop, AnsiConsole.Console, workers: Environment.ProcessorCount, size: 1_000_000);
-    AnsiConsole.Write(new Rule("[bold]tour done[/]"));
+    Heading("[bold]tour done[/]");
 }

@@ -22,11 +22,26 @@ internal static class EchoServer
 
         var endpoint = new IPEndPoint(host, port);
         var options = new TcpOptions { Backlog = 1024 };
-        await using ConnectionListener listener = tls is null
-            ? await loop.ListenTcpAsync(endpoint, options, cancellationToken)
-            : await loop.ListenTlsAsync(endpoint, tls, options,
-                new TlsOptions { HandshakeFailed = (peer, error) => console.WriteLine($"TLS handshake from {peer} failed: {error.Message}") },
-                cancellationToken);
+        ConnectionListener listening;
+        if (tls is null)
+        {
+            listening = await SampleFailure.ListenAsync(loop, endpoint, options, cancellationToken);
+        }
+        else
+        {
+            try
+            {
+                listening = await loop.ListenTlsAsync(endpoint, tls, options,
+                    new TlsOptions { HandshakeFailed = (peer, error) => console.WriteLine($"TLS handshake from {peer} failed: {error.Message}") },
+                    cancellationToken);
+            }
+            catch (System.Net.Sockets.SocketException ex)
+            {
+                throw SampleFailure.ListenFailed(endpoint, ex);
+            }
+        }
+
+        await using ConnectionListener listener = listening;
         console.WriteLine($"listening on {listener.LocalEndPoint} ({loop.PolicyName} loop{(tls is null ? "" : ", TLS")})");
         var connections = new HashSet<Task>();
         try
@@ -60,9 +75,20 @@ internal static class EchoServer
         }
 
         await using LoopGroup group = LoopGroup.Start(loops, policy);
-        await using LoopGroupServer server = await group.ListenTcpAsync(
-            new IPEndPoint(host, port), connection => tls is null ? ServeAsync(connection) : ServeTlsAsync(connection, tls, console),
-            new TcpOptions { Backlog = 1024 }, cancellationToken);
+        var endpoint = new IPEndPoint(host, port);
+        LoopGroupServer listening;
+        try
+        {
+            listening = await group.ListenTcpAsync(
+                endpoint, connection => tls is null ? ServeAsync(connection) : ServeTlsAsync(connection, tls, console),
+                new TcpOptions { Backlog = 1024 }, cancellationToken);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            throw SampleFailure.ListenFailed(endpoint, ex);
+        }
+
+        await using LoopGroupServer server = listening;
         console.WriteLine($"listening on {server.LocalEndPoint} ({policy.Name} loop x {loops}{(tls is null ? "" : ", TLS")})");
         try
         {

@@ -53,7 +53,7 @@ internal sealed class PodcastSite : IAsyncDisposable
     public static async Task<PodcastSite> StartAsync(Loop loop, TimeSpan latency, IPEndPoint? endpoint = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(latency, TimeSpan.Zero);
-        ConnectionListener listener = await loop.ListenTcpAsync(endpoint ?? new IPEndPoint(IPAddress.Loopback, 0), new TcpOptions { Backlog = 1024 }, cancellationToken);
+        ConnectionListener listener = await SampleFailure.ListenAsync(loop, endpoint ?? new IPEndPoint(IPAddress.Loopback, 0), new TcpOptions { Backlog = 1024 }, cancellationToken);
         return new PodcastSite(loop, listener, latency);
     }
 

@@ -20,8 +20,26 @@ internal static class ProducerConsumerDemo
 
     private readonly record struct Item(int Value, TimeSpan CreatedAt);
 
+    /// <summary>The largest time scale: the demo then takes about an hour.</summary>
+    public const double MaxTimeScale = 100;
+
+    /// <summary>Why <paramref name="timeScale"/> cannot be used, or null when it can: finite, above 0, at most <see cref="MaxTimeScale"/>.</summary>
+    public static string? CheckTimeScale(double timeScale) =>
+        double.IsFinite(timeScale) && timeScale > 0 && timeScale <= MaxTimeScale
+            ? null
+            : $"--time-scale must be a number greater than 0 and at most {MaxTimeScale}, not {timeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    private static void ValidateTimeScale(double timeScale)
+    {
+        if (CheckTimeScale(timeScale) is { } error)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeScale), timeScale, error);
+        }
+    }
+
     public static async Task<Result> RunAsync(Loop loop, IAnsiConsole console, double timeScale, int seed = 42)
     {
+        ValidateTimeScale(timeScale);
         console.MarkupLine($"[bold yellow]Producer/consumer, async[/] on the {loop.PolicyName} loop (time scale {timeScale})");
         var random = new Random(seed);
         var queue = new AsyncQueue<Item>(loop: loop);
@@ -70,6 +88,7 @@ internal static class ProducerConsumerDemo
 
     public static Result RunSync(IAnsiConsole console, double timeScale, int seed = 42)
     {
+        ValidateTimeScale(timeScale);
         console.MarkupLine($"[bold yellow]Producer/consumer, sync[/] (blocking; time scale {timeScale})");
         var random = new Random(seed);
         var clock = Stopwatch.StartNew();

@@ -8,7 +8,7 @@ using Spectre.Console;
 namespace EventLoop.Samples.Demos;
 
 /// <summary>What to scrape: pages <c>{BaseUrl}/{n}</c> for n in [First, First + Count).</summary>
-/// <param name="BaseUrl">The site, e.g. <c>http://127.0.0.1:8000</c>; taken as given, so a bad one fails page by page.</param>
+/// <param name="BaseUrl">The site, e.g. <c>http://127.0.0.1:8000</c>: an absolute http or https URL, checked once up front.</param>
 /// <param name="First">The first page number.</param>
 /// <param name="Count">How many pages.</param>
 /// <param name="Concurrency">How many pages are fetched at once (async only).</param>
@@ -36,6 +36,33 @@ internal sealed record ScraperOptions(string BaseUrl, int First = 150, int Count
 /// </summary>
 internal static class ScraperDemo
 {
+    /// <summary>The most pages one run fetches (each page's outcome is kept for the report).</summary>
+    public const int MaxCount = 100_000;
+
+    /// <summary>The most pages fetched at once.</summary>
+    public const int MaxConcurrency = 1_000;
+
+    /// <summary>
+    /// How long a connection may take to open, TLS handshake included: an https URL against a plain-HTTP port
+    /// never completes its handshake (the server waits for a request line), so it fails after this, not after
+    /// the whole request timeout.
+    /// </summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>Why <paramref name="baseUrl"/> cannot be scraped, or null when it is an absolute http or https URL.</summary>
+    public static string? CheckBaseUrl(string baseUrl) =>
+        !Uri.TryCreate(baseUrl, UriKind.Absolute, out Uri? uri) ? $"--base-url must be an absolute http or https URL, not '{baseUrl}'"
+        : uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps ? $"--base-url must be an http or https URL, not '{baseUrl}' (scheme '{uri.Scheme}')"
+        : null;
+
+    /// <summary>Why the options cannot be used (a number out of range), or null when they can.</summary>
+    public static string? CheckNumbers(ScraperOptions options) =>
+        options.Count is < 0 or > MaxCount ? $"--count must be between 0 and {MaxCount}, not {options.Count}"
+        : options.Concurrency is < 1 or > MaxConcurrency ? $"--concurrency must be between 1 and {MaxConcurrency}, not {options.Concurrency}"
+        : options.Warmup is < 0 or > MaxCount ? $"--warmup must be between 0 and {MaxCount}, not {options.Warmup}"
+        : (long)options.First + options.Count + options.Warmup > int.MaxValue ? $"--first {options.First} plus --count and --warmup go past the largest page number ({int.MaxValue})"
+        : null;
+
     /// <summary>One page's outcome: its title, or why there is none.</summary>
     public sealed record Page(int Number, string Url, string? Title, string? Error);
 
@@ -66,7 +93,7 @@ internal static class ScraperDemo
     {
         Validate(options);
         console.MarkupLine($"[bold yellow]Scraper, async[/] on the {loop.PolicyName} loop: {options.Count} pages from {Markup.Escape(options.BaseUrl)}, {options.Concurrency} at a time");
-        using HttpClient client = LoopHttp.CreateClient(loop);
+        using HttpClient client = LoopHttp.CreateClient(loop, connectTimeout: ConnectTimeout);
         var parser = new HtmlParser();
         if (options.Warmup > 0)
         {
@@ -104,7 +131,7 @@ internal static class ScraperDemo
     {
         Validate(options);
         console.MarkupLine($"[bold yellow]Scraper, sync[/] (blocking, one page at a time): {options.Count} pages from {Markup.Escape(options.BaseUrl)}");
-        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = ConnectTimeout }) { Timeout = TimeSpan.FromSeconds(30) };
         var parser = new HtmlParser();
         for (int i = 0; i < options.Warmup; i++)
         {
@@ -123,28 +150,39 @@ internal static class ScraperDemo
         return Report(console, pages, watch.Elapsed);
     }
 
+    /// <summary>Checks the options once, before any page: a bad base URL or number is one error, not one per page.</summary>
     private static void Validate(ScraperOptions options)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(options.Count, "count");
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.Concurrency, 1, "concurrency");
-        ArgumentOutOfRangeException.ThrowIfNegative(options.Warmup, "warmup");
+        if (CheckNumbers(options) is { } numbers)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), numbers);
+        }
+
+        if (CheckBaseUrl(options.BaseUrl) is { } url)
+        {
+            throw new ArgumentException(url, nameof(options));
+        }
     }
 
     private static async Task<List<Page>> FetchAllAsync(Loop loop, HttpClient client, HtmlParser parser, ScraperOptions options, Action<Page>? print, CancellationToken cancellationToken, Action? fetched = null)
     {
-        // Every page gets a task at once, but the semaphore lets only Concurrency of them fetch at a time;
-        // the results are then taken in page order, so the output is in order however the fetches finish.
+        // A sliding window of pages in flight, taken in page order, so the output is in order however the fetches
+        // finish: the window runs ahead of the oldest page by twice the concurrency (so the semaphore always has
+        // work queued while the oldest is awaited), and no more tasks than that exist at once, however many pages.
         var gate = new AsyncSemaphore(options.Concurrency, loop: loop);
-        var fetches = new Task<Page>[options.Count];
-        for (int i = 0; i < fetches.Length; i++)
+        int window = options.Concurrency * 2;
+        var inFlight = new Queue<Task<Page>>(window);
+        var pages = new List<Page>(Math.Min(options.Count, 1024));
+        int started = 0;
+        while (started < options.Count || inFlight.Count > 0)
         {
-            fetches[i] = FetchGatedAsync(options.First + i);
-        }
+            while (started < options.Count && inFlight.Count < window)
+            {
+                inFlight.Enqueue(FetchGatedAsync(options.First + started));
+                started++;
+            }
 
-        var pages = new List<Page>(fetches.Length);
-        foreach (Task<Page> fetch in fetches)
-        {
-            Page page = await fetch;
+            Page page = await inFlight.Dequeue();
             print?.Invoke(page);
             pages.Add(page);
         }
@@ -169,11 +207,6 @@ internal static class ScraperDemo
     private static async Task<Page> FetchAsync(Loop loop, HttpClient client, HtmlParser parser, ScraperOptions options, int number, CancellationToken cancellationToken)
     {
         string url = options.PageUrl(number);
-        if (CheckUrl(url) is { } bad)
-        {
-            return new Page(number, url, null, bad);
-        }
-
         try
         {
             // The page's deadline is a loop timer: the scope's token cancels the request and the read when it passes,
@@ -196,18 +229,13 @@ internal static class ScraperDemo
         }
         catch (Exception ex) when (!(ex is OperationCanceledException && cancellationToken.IsCancellationRequested))
         {
-            return new Page(number, url, null, Describe(ex));
+            return new Page(number, url, null, Describe(ex, url));
         }
     }
 
     private static Page FetchSync(HttpClient client, HtmlParser parser, ScraperOptions options, int number)
     {
         string url = options.PageUrl(number);
-        if (CheckUrl(url) is { } bad)
-        {
-            return new Page(number, url, null, bad);
-        }
-
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, url);
@@ -222,15 +250,9 @@ internal static class ScraperDemo
         }
         catch (Exception ex) // one page's failure, whatever it is, is reported and the run goes on
         {
-            return new Page(number, url, null, Describe(ex));
+            return new Page(number, url, null, Describe(ex, url));
         }
     }
-
-    /// <summary>Why a URL cannot be fetched at all, or null when it is a fine http(s) URL.</summary>
-    private static string? CheckUrl(string url) =>
-        !Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) ? "bad URL (not a valid absolute URL)"
-        : uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps ? $"bad URL (scheme '{uri.Scheme}', expected http or https)"
-        : null;
 
     private static Page TitleOf(HtmlParser parser, int number, string url, string html)
     {
@@ -243,7 +265,7 @@ internal static class ScraperDemo
         $"HTTP {(int)response.StatusCode} {response.ReasonPhrase ?? response.StatusCode.ToString()}";
 
     /// <summary>One clear phrase for a failed fetch: the socket error when there is one (refused, unreachable, DNS).</summary>
-    private static string Describe(Exception ex)
+    private static string Describe(Exception ex, string url)
     {
         for (Exception? e = ex; e is not null; e = e.InnerException)
         {
@@ -257,6 +279,17 @@ internal static class ScraperDemo
                     SocketError.HostUnreachable or SocketError.NetworkUnreachable => "host unreachable",
                     _ => $"cannot connect: {socket.Message}",
                 };
+            }
+        }
+
+        // SocketsHttpHandler's ConnectTimeout (which covers the TLS handshake) ends in a TimeoutException.
+        for (Exception? e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is TimeoutException)
+            {
+                return url.StartsWith("https:", StringComparison.OrdinalIgnoreCase)
+                    ? $"no connection within {ConnectTimeout.TotalSeconds:0} s (the TLS handshake got no answer: is that port plain HTTP?)"
+                    : $"no connection within {ConnectTimeout.TotalSeconds:0} s";
             }
         }
 

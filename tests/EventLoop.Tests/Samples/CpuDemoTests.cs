@@ -159,7 +159,7 @@ public abstract class CpuDemoTests : LoopTestBase
     {
         var (exitCode, output, errors) = await RunSamplesAsync("cpu", "--workers", "4", "--size", "3");
         Assert.NotEqual(0, exitCode);
-        Assert.Equal("--workers (4) must not be more than --size (3).", errors.Trim());
+        Assert.Equal("error: --workers (4) must not be more than --size (3).", errors.Trim());
         Assert.Equal("", output);
     }
 

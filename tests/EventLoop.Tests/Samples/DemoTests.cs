@@ -222,13 +222,37 @@ public abstract class DemoTests : LoopTestBase
     }
 
     [Fact]
-    public async Task Scraper_reports_a_bad_url_on_every_page()
+    public async Task Scraper_refuses_a_bad_base_url_once_before_any_page()
     {
         var (console, text) = CaptureConsole();
-        var result = await RunLoopOffPool(loop => ScraperDemo.RunAsync(loop, console, new ScraperOptions("ftp://example.invalid", First: 1, Count: 2)));
-        Assert.Equal(2, result.Failed);
-        Assert.Equal(2, Lines(text).Count(l => l.Contains("ERROR ftp://example.invalid/") && l.Contains("bad URL")));
-        AssertEndsWithFetchedLine(text, 0);
+        var options = new ScraperOptions("ftp://example.invalid", First: 1, Count: 2);
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => RunLoopOffPool(loop => ScraperDemo.RunAsync(loop, console, options)));
+        Assert.StartsWith("--base-url must be an http or https URL, not 'ftp://example.invalid'", error.Message);
+        Assert.Throws<ArgumentException>(() => ScraperDemo.RunSync(console, options));
+        Assert.Empty(text.ToString());
+    }
+
+    [Fact]
+    public async Task Scraper_keeps_pages_in_order_with_many_more_pages_than_its_window()
+    {
+        // More pages than the window (2 x concurrency) many times over: still every title, in order.
+        var (console, text) = CaptureConsole();
+        var options = new ScraperOptions("", First: 1, Count: 60, Concurrency: 3, Quiet: false);
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: false));
+        AssertEveryTitleInOrder(result, text, 1, 60);
+    }
+
+    [Theory]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    [InlineData(1e15)]
+    [InlineData(0.0)]
+    public void Producer_consumer_refuses_a_time_scale_out_of_range_instead_of_hanging(double scale)
+    {
+        var (console, text) = CaptureConsole();
+        Assert.Throws<ArgumentOutOfRangeException>(() => RunLoop(loop => ProducerConsumerDemo.RunAsync(loop, console, scale)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ProducerConsumerDemo.RunSync(console, scale));
+        Assert.Empty(text.ToString());
     }
 }
 

@@ -89,12 +89,23 @@ M = [
  "        if (_sendError is { } error && !_aborted)",
  "        if (_sendError is { } error && _aborted)",
  "TcpWriteErrorTests", "ShutdownSendAsync completes cleanly although what was written could not be sent"),
+# Numbered explicitly (a leading number): each branch owns a range, so merges keep every patch's number.
+(90, "context-post-to-thread-pool", "src/EventLoop/LoopSynchronizationContext.cs",
+ "        _loop.Post(d, state);",
+ "        ThreadPool.UnsafeQueueUserWorkItem(s => d(s), state, preferLocal: false);",
+ "DbTests", "the loop's SynchronizationContext runs posted continuations on the thread pool (drivers' completions land off the loop)"),
+(91, "blocking-check-never-throws", "src/EventLoop/LoopSynchronizationContext.cs",
+ "            if (Stopwatch.GetElapsedTime(start) >= limit && _loop.HasPendingWork())",
+ "            if (Stopwatch.GetElapsedTime(start) >= limit && _loop.HasPendingWork() && limit < TimeSpan.Zero)",
+ "DbTests", "a blocking wait on the loop thread never throws (Npgsql's synchronous pool wait deadlocks)"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")
 for f in os.listdir(out):
     if f.endswith(".patch"): os.remove(os.path.join(out, f))
-for i, (name, path, find, repl, filt, why) in enumerate(M, 1):
+for i, spec in enumerate(M, 1):
+    if isinstance(spec[0], int): i, spec = spec[0], spec[1:]
+    (name, path, find, repl, filt, why) = spec
     src = open(path).read()
     if src.count(find) != 1: sys.exit(f"{name}: find text matches {src.count(find)} times in {path}")
     tmp = tempfile.mkdtemp()

@@ -309,6 +309,26 @@ public abstract class DbTests : LoopTestBase
     }
 
     [Fact]
+    public void The_db_demo_runs_every_step_on_the_loop()
+    {
+        var text = new StringWriter();
+        Spectre.Console.IAnsiConsole console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Ansi = Spectre.Console.AnsiSupport.No,
+            Out = new Spectre.Console.AnsiConsoleOutput(text),
+        });
+        var options = new EventLoop.Samples.Demos.DbOptions(_servers.Postgres.ConnectionString, _servers.Redis.ConnectionString, Queries: 100, PoolSize: 10);
+        var result = RunLoop(loop => EventLoop.Samples.Demos.DbDemo.RunAsync(loop, console, options));
+        _output.WriteLine(text.ToString());
+        Assert.True(result.OffLoop == 0, $"off the loop: {result.FirstOffLoop}");
+        Assert.True(result.Checks > 1000, $"only {result.Checks} continuations checked");
+        Assert.Equal(100, result.Rows);
+        Assert.Equal(100, result.Messages);
+        Assert.Equal(200 * 2 + 10_000 * 2, result.RedisReplies);
+        Assert.Contains("PostgresException 42P01", text.ToString());
+    }
+
+    [Fact]
     public void A_synchronous_open_on_an_exhausted_pool_throws_instead_of_deadlocking_the_loop()
     {
         RunWatched(async (loop, watch) =>

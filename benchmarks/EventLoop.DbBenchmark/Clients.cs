@@ -12,7 +12,7 @@ namespace EventLoop.DbBenchmark;
 /// </summary>
 internal static class Clients
 {
-    private sealed record Settings(int Port, int Concurrency, double Seconds, double Warmup, int Rows, int Batch);
+    private sealed record Settings(int Port, int Concurrency, double Seconds, double Warmup, int Rows, int Batch, bool Tunnel = false);
 
     public static int Run(string[] args)
     {
@@ -25,7 +25,7 @@ internal static class Clients
 
         var settings = new Settings(int.Parse(values["port"]), int.Parse(values.GetValueOrDefault("concurrency", "32")),
             double.Parse(values.GetValueOrDefault("seconds", "5")), double.Parse(values.GetValueOrDefault("warmup", "2")),
-            int.Parse(values.GetValueOrDefault("rows", "10000")), int.Parse(values.GetValueOrDefault("batch", "32")));
+            int.Parse(values.GetValueOrDefault("rows", "10000")), int.Parse(values.GetValueOrDefault("batch", "32")), values.GetValueOrDefault("tunnel", "no") == "yes");
         LoopPolicy policy = EventLoopPolicy.FromName(values.GetValueOrDefault("loop", "managed"));
         Loop.Run(() => target == "pg" ? PostgresAsync(Loop.Current, settings) : RedisAsync(Loop.Current, settings), policy);
         return 0;
@@ -88,7 +88,13 @@ internal static class Clients
     private static async Task RedisAsync(Loop loop, Settings settings)
     {
         const int keys = 1000;
-        await using ConnectionMultiplexer redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{settings.Port}");
+        ConfigurationOptions config = ConfigurationOptions.Parse($"127.0.0.1:{settings.Port}");
+        if (settings.Tunnel)
+        {
+            config.Tunnel = new LoopTunnel(loop);
+        }
+
+        await using ConnectionMultiplexer redis = await ConnectionMultiplexer.ConnectAsync(config);
         IDatabase db = redis.GetDatabase();
         RedisKey[] names = Enumerable.Range(0, keys).Select(i => (RedisKey)$"bench:{i}").ToArray();
         RedisValue[] expected = Enumerable.Range(0, keys).Select(i => (RedisValue)$"value {i}").ToArray();

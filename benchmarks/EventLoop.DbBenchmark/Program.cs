@@ -57,6 +57,8 @@ var clients = new (string Name, string Target, string File, string Args)[]
     ("redis.asyncio (uvloop)", "redis", python, $"{pyClients} redis --port {redis.Port} {common}"),
     ("SE.Redis (managed loop)", "redis", "dotnet", $"{self} client redis --loop managed --port {redis.Port} {common}"),
     ("SE.Redis (libuv loop)", "redis", "dotnet", $"{self} client redis --loop libuv --port {redis.Port} {common}"),
+    ("SE.Redis over loop TCP (Tunnel, managed)", "redis", "dotnet", $"{self} client redis --loop managed --tunnel yes --port {redis.Port} {common}"),
+    ("SE.Redis over loop TCP (Tunnel, libuv)", "redis", "dotnet", $"{self} client redis --loop libuv --tunnel yes --port {redis.Port} {common}"),
 };
 
 // (client, workload) -> per-round (ops/s, CPU µs/op)

@@ -296,7 +296,60 @@ cpuWorker.SetAction(parse =>
 
 root.Subcommands.Add(cpu);
 root.Subcommands.Add(cpuWorker);
+
+var pgOption = new Option<string?>("--pg") { Description = "An Npgsql connection string. Default: a PostgreSQL server of the demo's own, in a temporary directory." };
+var redisOption = new Option<string?>("--redis") { Description = "A Redis host:port. Default: a redis-server of the demo's own, in a temporary directory." };
+var queriesOption = new Option<int>("--queries") { Description = "How many SELECTs run at once.", DefaultValueFactory = _ => 100 };
+var poolOption = new Option<int>("--pool-size") { Description = "The connection pool's maximum size.", DefaultValueFactory = _ => 10 };
+var db = new Command("db", "PostgreSQL (Npgsql) and Redis (StackExchange.Redis) on the loop: 100 queries at once, a transaction, COPY, pipelined commands, pub/sub.");
+db.Options.Add(pgOption);
+db.Options.Add(redisOption);
+db.Options.Add(queriesOption);
+db.Options.Add(poolOption);
+db.SetAction(parse =>
+{
+    int queries = parse.GetValue(queriesOption), poolSize = parse.GetValue(poolOption);
+    if (queries < 1 || poolSize < 1)
+    {
+        AnsiConsole.MarkupLine("[red]--queries and --pool-size must be at least 1.[/]");
+        return 2;
+    }
+
+    string? pg = parse.GetValue(pgOption), redis = parse.GetValue(redisOption);
+    EventLoop.Samples.Db.LocalPostgres? ownPg = null;
+    EventLoop.Samples.Db.LocalRedis? ownRedis = null;
+    try
+    {
+        // Servers of our own when none were given, started before the loop (starting them blocks).
+        if (pg is null)
+        {
+            ownPg = EventLoop.Samples.Db.LocalPostgres.Start();
+            pg = ownPg.ConnectionString;
+        }
+
+        if (redis is null)
+        {
+            ownRedis = EventLoop.Samples.Db.LocalRedis.Start();
+            redis = ownRedis.ConnectionString;
+        }
+
+        var options = new DbOptions(pg, redis, queries, poolSize);
+        return Run(parse.GetValue(loopOption)!, loop => DbDemo.RunAsync(loop, AnsiConsole.Console, options));
+    }
+    catch (EventLoop.Samples.Db.LocalServerUnavailableException ex)
+    {
+        Console.Error.WriteLine($"db: {ex.Message.Split('\n')[0]} (or pass --pg CONNECTION-STRING and --redis HOST:PORT)");
+        return 1;
+    }
+    finally
+    {
+        ownRedis?.Dispose();
+        ownPg?.Dispose();
+    }
+});
+
 root.Subcommands.Add(echoServer);
+root.Subcommands.Add(db);
 root.Subcommands.Add(generator);
 root.Subcommands.Add(producerConsumer);
 root.Subcommands.Add(scraper);

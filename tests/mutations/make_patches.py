@@ -245,6 +245,15 @@ M = [
  "            await ticker.NextTickAsync(); // so that the gap spanning the job's end counts too\n",
  "",
  "CpuDemoTests", "the cpu demo stops its ticker before the tick after the job, so the gap a blocking job makes is never measured"),
+# Numbered explicitly (a leading number): each branch owns a range, so merges keep every patch's number.
+(90, "context-post-to-thread-pool", "src/EventLoop/LoopSynchronizationContext.cs",
+ "        _loop.Post(d, state);",
+ "        ThreadPool.UnsafeQueueUserWorkItem(s => d(s), state, preferLocal: false);",
+ "DbTests", "the loop's SynchronizationContext runs posted continuations on the thread pool (drivers' completions land off the loop)"),
+(91, "blocking-check-never-throws", "src/EventLoop/LoopSynchronizationContext.cs",
+ "            if (Stopwatch.GetElapsedTime(start) >= limit && _loop.HasPendingWork())",
+ "            if (Stopwatch.GetElapsedTime(start) >= limit && _loop.HasPendingWork() && limit < TimeSpan.Zero)",
+ "DbTests", "a blocking wait on the loop thread never throws (Npgsql's synchronous pool wait deadlocks)"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

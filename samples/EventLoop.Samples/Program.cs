@@ -93,6 +93,16 @@ var latencyOption = new Option<int>("--latency-ms") { Description = "The local s
 var quietOption = new Option<bool>("--quiet") { Description = "Print only errors and the summary line (for benchmarks)." };
 var warmupOption = new Option<int>("--warmup") { Description = "Pages fetched first, unmeasured and unprinted (for benchmarks).", DefaultValueFactory = _ => 0 };
 var pageTimeoutOption = new Option<int>("--page-timeout-ms") { Description = "How long one page may take before it is reported as timed out (async).", DefaultValueFactory = _ => 10_000 };
+var pageSizeOption = new Option<int>("--page-size")
+{
+    Description = "The local site's page size in bytes, roughly (real-sized pages of varied markup, e.g. 20000 or 80000); 0: the small classic page of about 550 bytes.",
+    DefaultValueFactory = _ => 0,
+};
+var parseOption = new Option<TitleParse>("--parse")
+{
+    Description = "How much of each page is parsed: scan (read as a stream, stop at the first </h1>, AngleSharp on the h1 alone), prefix (AngleSharp on everything up to it) or full (the whole page as one string). For measuring; scan is the demo's way.",
+    DefaultValueFactory = _ => TitleParse.Scan,
+};
 var scraper = new Command("scraper", "Fetch a run of episode pages and print their titles: blocking (--sync) vs. async on the loop.");
 scraper.Options.Add(syncOption);
 scraper.Options.Add(baseUrlOption);
@@ -103,19 +113,23 @@ scraper.Options.Add(latencyOption);
 scraper.Options.Add(quietOption);
 scraper.Options.Add(warmupOption);
 scraper.Options.Add(pageTimeoutOption);
+scraper.Options.Add(pageSizeOption);
+scraper.Options.Add(parseOption);
 scraper.SetAction(parse =>
 {
     int count = parse.GetValue(countOption), concurrency = parse.GetValue(concurrencyOption);
     int latencyMs = parse.GetValue(latencyOption), warmup = parse.GetValue(warmupOption), pageTimeoutMs = parse.GetValue(pageTimeoutOption);
-    if (count < 0 || concurrency < 1 || latencyMs < 0 || warmup < 0 || pageTimeoutMs < 0)
+    int pageSize = parse.GetValue(pageSizeOption);
+    if (count < 0 || concurrency < 1 || latencyMs < 0 || warmup < 0 || pageTimeoutMs < 0 || pageSize < 0)
     {
-        AnsiConsole.MarkupLine("[red]--count, --latency-ms, --warmup and --page-timeout-ms must not be negative, and --concurrency must be at least 1.[/]");
+        AnsiConsole.MarkupLine("[red]--count, --latency-ms, --warmup, --page-timeout-ms and --page-size must not be negative, and --concurrency must be at least 1.[/]");
         return 2;
     }
 
     string? baseUrl = parse.GetValue(baseUrlOption);
     bool sync = parse.GetValue(syncOption);
-    var options = new ScraperOptions(baseUrl ?? "", parse.GetValue(firstOption), count, concurrency, parse.GetValue(quietOption), warmup, TimeSpan.FromMilliseconds(pageTimeoutMs));
+    var options = new ScraperOptions(baseUrl ?? "", parse.GetValue(firstOption), count, concurrency, parse.GetValue(quietOption), warmup, TimeSpan.FromMilliseconds(pageTimeoutMs),
+        parse.GetValue(parseOption), pageSize);
     if (baseUrl is null)
     {
         return Run(parse.GetValue(loopOption)!, loop =>
@@ -137,6 +151,7 @@ var site = new Command("site", "The local stand-in podcast site on the loop (pag
 site.Options.Add(hostOption);
 site.Options.Add(sitePortOption);
 site.Options.Add(siteLatencyOption);
+site.Options.Add(pageSizeOption);
 site.SetAction(parse =>
 {
     if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
@@ -145,10 +160,10 @@ site.SetAction(parse =>
         return 2;
     }
 
-    int port = parse.GetValue(sitePortOption), latencyMs = parse.GetValue(siteLatencyOption);
-    if (port is < 0 or > 65535 || latencyMs < 0)
+    int port = parse.GetValue(sitePortOption), latencyMs = parse.GetValue(siteLatencyOption), pageSize = parse.GetValue(pageSizeOption);
+    if (port is < 0 or > 65535 || latencyMs < 0 || pageSize < 0)
     {
-        AnsiConsole.MarkupLine("[red]--port must be between 0 and 65535 and --latency-ms not negative.[/]");
+        AnsiConsole.MarkupLine("[red]--port must be between 0 and 65535, --latency-ms and --page-size not negative.[/]");
         return 2;
     }
 
@@ -158,8 +173,9 @@ site.SetAction(parse =>
         System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
     return Run(parse.GetValue(loopOption)!, async loop =>
     {
-        await using PodcastSite podcast = await PodcastSite.StartAsync(loop, TimeSpan.FromMilliseconds(latencyMs), new System.Net.IPEndPoint(host, port));
-        Console.WriteLine($"podcast site on {podcast.BaseUrl.ToString().TrimEnd('/')} ({loop.PolicyName} loop, {latencyMs} ms per page)");
+        await using PodcastSite podcast = await PodcastSite.StartAsync(loop, TimeSpan.FromMilliseconds(latencyMs), new System.Net.IPEndPoint(host, port), pageSize: pageSize);
+        string size = pageSize > 0 ? $", pages of about {pageSize} bytes" : "";
+        Console.WriteLine($"podcast site on {podcast.BaseUrl.ToString().TrimEnd('/')} ({loop.PolicyName} loop, {latencyMs} ms per page{size})");
         await podcast.RunUntilCancelledAsync(stop.Token);
         Console.WriteLine($"stopping after {podcast.RequestsServed} requests");
     });

@@ -344,6 +344,9 @@ internal static class ScraperDemo
 
         public Memory<byte> Buffer => _bytes.AsMemory(0, ReadBufferBytes);
 
+        /// <summary>The h1 is in: what is left of the body is read only to leave the connection at its end.</summary>
+        public bool Found => _found;
+
         public void Consume(int read)
         {
             _total += read;

@@ -25,6 +25,9 @@ except ImportError:  # still runs, on asyncio's own loop, and says so
     uvloop = None
 
 
+STREAM_SLICE = 2048  # characters fed to the parser at a time with --stream
+
+
 class H1Parser(HTMLParser):
     """Collects the text of the first <h1>."""
 
@@ -71,8 +74,14 @@ async def fetch(session, gate, url, stream):
                     parser = H1Parser()
                     decoder = codecs.getincrementaldecoder(response.charset or "utf-8")("replace")
                     async for chunk in response.content.iter_any():
-                        if not parser.done:
-                            parser.feed(decoder.decode(chunk))
+                        if parser.done:
+                            continue  # read the rest off the connection, unparsed
+                        text = decoder.decode(chunk)
+                        # A whole page often arrives as one chunk: feed it in slices, so the parse stops near the </h1>.
+                        for at in range(0, len(text), STREAM_SLICE):
+                            parser.feed(text[at:at + STREAM_SLICE])
+                            if parser.done:
+                                break
         except aiohttp.ClientError as error:
             return None, str(error)
     if stream:

@@ -156,6 +156,16 @@ var latencyOption = new Option<int>("--latency-ms") { Description = "The local s
 var quietOption = new Option<bool>("--quiet") { Description = "Print only errors and the summary line (for benchmarks)." };
 var warmupOption = new Option<int>("--warmup") { Description = "Pages fetched first, unmeasured and unprinted (for benchmarks).", DefaultValueFactory = _ => 0 };
 var pageTimeoutOption = new Option<int>("--page-timeout-ms") { Description = "How long one page may take before it is reported as timed out (async).", DefaultValueFactory = _ => 10_000 };
+var pageSizeOption = new Option<int>("--page-size")
+{
+    Description = "The local site's page size in bytes, roughly (real-sized pages of varied markup, e.g. 20000 or 80000); 0: the small classic page of about 550 bytes.",
+    DefaultValueFactory = _ => 0,
+};
+var parseOption = new Option<TitleParse>("--parse")
+{
+    Description = "How much of each page is parsed: scan (read as a stream, stop at the first </h1>, AngleSharp on the h1 alone), prefix (AngleSharp on everything up to it) or full (the whole page as one string). For measuring; scan is the demo's way.",
+    DefaultValueFactory = _ => TitleParse.Scan,
+};
 var scraper = new Command("scraper", "Fetch a run of episode pages and print their titles: blocking (--sync) vs. async on the loop.");
 scraper.Options.Add(syncOption);
 scraper.Options.Add(baseUrlOption);
@@ -166,16 +176,24 @@ scraper.Options.Add(latencyOption);
 scraper.Options.Add(quietOption);
 scraper.Options.Add(warmupOption);
 scraper.Options.Add(pageTimeoutOption);
+scraper.Options.Add(pageSizeOption);
+scraper.Options.Add(parseOption);
 scraper.SetAction(parse =>
 {
-    int latencyMs = parse.GetValue(latencyOption), pageTimeoutMs = parse.GetValue(pageTimeoutOption);
+    int latencyMs = parse.GetValue(latencyOption), pageTimeoutMs = parse.GetValue(pageTimeoutOption), pageSize = parse.GetValue(pageSizeOption);
     string? baseUrl = parse.GetValue(baseUrlOption);
     bool sync = parse.GetValue(syncOption);
     var options = new ScraperOptions(baseUrl ?? "", parse.GetValue(firstOption), parse.GetValue(countOption),
-        parse.GetValue(concurrencyOption), parse.GetValue(quietOption), parse.GetValue(warmupOption), TimeSpan.FromMilliseconds(pageTimeoutMs));
+        parse.GetValue(concurrencyOption), parse.GetValue(quietOption), parse.GetValue(warmupOption), TimeSpan.FromMilliseconds(pageTimeoutMs),
+        parse.GetValue(parseOption), pageSize);
     if (ScraperDemo.CheckNumbers(options) is { } badNumber)
     {
         return Fail(badNumber);
+    }
+
+    if (pageSize is < 0 or > PodcastSite.MaxPageSize)
+    {
+        return Fail($"--page-size must be between 0 and {PodcastSite.MaxPageSize}, not {pageSize}");
     }
 
     if (pageTimeoutMs is < 1 or > MaxLatencyMs)
@@ -220,6 +238,7 @@ var site = new Command("site", "The local stand-in podcast site on the loop (pag
 site.Options.Add(hostOption);
 site.Options.Add(sitePortOption);
 site.Options.Add(siteLatencyOption);
+site.Options.Add(pageSizeOption);
 site.SetAction(parse =>
 {
     if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
@@ -227,7 +246,7 @@ site.SetAction(parse =>
         return Fail($"--host must be an IP address, not '{parse.GetValue(hostOption)}'");
     }
 
-    int port = parse.GetValue(sitePortOption), latencyMs = parse.GetValue(siteLatencyOption);
+    int port = parse.GetValue(sitePortOption), latencyMs = parse.GetValue(siteLatencyOption), pageSize = parse.GetValue(pageSizeOption);
     if (port is < 0 or > 65535)
     {
         return Fail($"--port must be between 0 and 65535, not {port}");
@@ -238,14 +257,20 @@ site.SetAction(parse =>
         return Fail($"--latency-ms must be between 0 and {MaxLatencyMs}, not {latencyMs}");
     }
 
+    if (pageSize is < 0 or > PodcastSite.MaxPageSize)
+    {
+        return Fail($"--page-size must be between 0 and {PodcastSite.MaxPageSize}, not {pageSize}");
+    }
+
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
     using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
         System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.Cancel(); });
     return Run(LoopName(parse), async loop =>
     {
-        await using PodcastSite podcast = await PodcastSite.StartAsync(loop, TimeSpan.FromMilliseconds(latencyMs), new System.Net.IPEndPoint(host, port));
-        Console.WriteLine($"podcast site on {podcast.BaseUrl.ToString().TrimEnd('/')} ({loop.PolicyName} loop, {latencyMs} ms per page)");
+        await using PodcastSite podcast = await PodcastSite.StartAsync(loop, TimeSpan.FromMilliseconds(latencyMs), new System.Net.IPEndPoint(host, port), pageSize: pageSize);
+        string size = pageSize > 0 ? $", pages of about {pageSize} bytes" : "";
+        Console.WriteLine($"podcast site on {podcast.BaseUrl.ToString().TrimEnd('/')} ({loop.PolicyName} loop, {latencyMs} ms per page{size})");
         await podcast.RunUntilCancelledAsync(stop.Token);
         Console.WriteLine($"stopping after {podcast.RequestsServed} requests");
     });

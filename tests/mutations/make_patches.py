@@ -254,6 +254,18 @@ M = [
  "            if (Stopwatch.GetElapsedTime(start) >= limit && _loop.HasPendingWork())",
  "            if (Stopwatch.GetElapsedTime(start) >= limit && _loop.HasPendingWork() && limit < TimeSpan.Zero)",
  "DbTests", "a blocking wait on the loop thread never throws (Npgsql's synchronous pool wait deadlocks)"),
+(47, "scraper-scan-reads-markup-in-scripts", "samples/EventLoop.Samples/Demos/FirstH1Scanner.cs",
+ "                    _state = State.RawText;",
+ "                    _state = State.Data;",
+ "ScraperPartialParseTests", "the scraper's h1 scan reads a script's or a style's text as markup and takes an <h1> in a string for the page's"),
+("scraper-scan-end-tag-split-lost", "samples/EventLoop.Samples/Demos/FirstH1Scanner.cs",
+ "    public bool Feed(ReadOnlySpan<char> text)\n    {\n        int i = 0;",
+ "    public bool Feed(ReadOnlySpan<char> text)\n    {\n        int i = 0;\n        _match = 0;",
+ "ScraperPartialParseTests", "the scraper's h1 scan forgets a partly matched </h1> when the next read starts"),
+("scraper-stops-reading-at-the-h1", "samples/EventLoop.Samples/Demos/ScraperDemo.cs",
+ "                    while ((read = await body.ReadAsync(reader.Buffer, token)) > 0)",
+ "                    while (!reader.Found && (read = await body.ReadAsync(reader.Buffer, token)) > 0)",
+ "ScraperPartialParseTests", "the async scraper stops reading a body at its h1, leaving the rest on the connection"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -406,8 +406,33 @@ internal sealed unsafe class LibuvLoop : Loop
         }
     }
 
+    private readonly List<LibuvTcpConnection> _deferredInputFlushes = [];
+
+    /// <summary>A connection whose full read deferred its flush (see LibuvTcpConnection.Read): flushed after the poll phase at the latest.</summary>
+    internal void DeferInputFlush(LibuvTcpConnection connection) => _deferredInputFlushes.Add(connection);
+
+    private void FlushDeferredInputs()
+    {
+        // A guard, empty with the libuv of today: a deferred flush happens at the next read of the same event (short,
+        // EAGAIN, EOF, error, or a second full read, which flushes both), and libuv reads up to 32 times per event, an
+        // even number, so its last read is never a deferring one. A libuv that capped its reads differently, or
+        // stopped a stream's reads after a full one, would leave bytes here: they are flushed before this iteration
+        // ends, not when the socket next becomes readable (which, for a peer waiting on the reply, is never).
+        for (int i = 0; i < _deferredInputFlushes.Count; i++)
+        {
+            _deferredInputFlushes[i].FlushDeferredInput();
+        }
+
+        _deferredInputFlushes.Clear();
+    }
+
     private void AfterPoll()
     {
+        if (_deferredInputFlushes.Count != 0)
+        {
+            FlushDeferredInputs();
+        }
+
         if (_draining)
         {
             return;

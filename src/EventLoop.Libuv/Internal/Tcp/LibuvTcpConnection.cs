@@ -44,6 +44,8 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
     private bool _reading;
     private bool _inputCompleted;
     private MemoryHandle _readPin;
+    private int _readLength;      // the size of the buffer the current read fills
+    private bool _flushDeferred;  // bytes read into the pipe, not yet flushed to the application (see Read)
     private ValueTask<FlushResult> _pendingInputFlush;
 
     // Write side: one write (or shutdown) in flight at a time.
@@ -110,6 +112,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
     {
         Memory<byte> memory = _input.Writer.GetMemory(MinimumReadSize);
         _readPin = memory.Pin();
+        _readLength = memory.Length;
         buf->Base = (byte*)_readPin.Pointer;
         buf->Length = (nuint)memory.Length;
     }
@@ -121,24 +124,23 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         if (nread > 0)
         {
             _input.Writer.Advance((int)nread);
-            ValueTask<FlushResult> flush = _input.Writer.FlushAsync();
-            if (flush.IsCompletedSuccessfully)
+            if (nread == _readLength && !_flushDeferred)
             {
-                if (flush.Result.IsCompleted)
-                {
-                    CompleteInput(null); // the application stopped reading
-                }
-
+                // The read filled its buffer, so libuv reads again at once (it stops at a short read or EAGAIN): hand
+                // the application everything in one flush after that read, not this part now. An app that answers
+                // inline (an echo) then answers a message larger than a pool block with one write, not one per
+                // block. The loop flushes at the end of the poll phase whatever is still deferred (libuv caps its
+                // reads per event), so no bytes wait past this iteration.
+                _flushDeferred = true;
+                _loop.DeferInputFlush(this);
                 return;
             }
 
-            // The application has not consumed enough: stop reading from the socket until it has.
-            StopReading();
-            _pendingInputFlush = flush;
-            flush.GetAwaiter().UnsafeOnCompleted(_onInputFlushed);
+            FlushInput();
         }
         else if (nread == Uv.EOF)
         {
+            FlushDeferredInput();
             // libuv reports end of stream when epoll says POLLHUP after a partial read, without reading again,
             // so a reset that follows data arrives here as EOF with ECONNRESET still pending on the socket. Ask
             // the socket, so a reset peer is a ConnectionResetException on libuv as on the managed loop.
@@ -147,10 +149,45 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         }
         else if (nread < 0)
         {
+            FlushDeferredInput();
             CompleteInput(Translate((int)nread, "Receiving"));
         }
+        else
+        {
+            // nread == 0: nothing read this time (EAGAIN); libuv calls again when there is.
+            FlushDeferredInput();
+        }
+    }
 
-        // nread == 0: nothing read this time (EAGAIN); libuv calls again.
+    /// <summary>Flushes bytes a full read left unflushed (see <see cref="Read"/>). Loop thread.</summary>
+    internal void FlushDeferredInput()
+    {
+        if (_flushDeferred && !_inputCompleted && !_closing)
+        {
+            FlushInput();
+        }
+
+        _flushDeferred = false;
+    }
+
+    private void FlushInput()
+    {
+        _flushDeferred = false;
+        ValueTask<FlushResult> flush = _input.Writer.FlushAsync();
+        if (flush.IsCompletedSuccessfully)
+        {
+            if (flush.Result.IsCompleted)
+            {
+                CompleteInput(null); // the application stopped reading
+            }
+
+            return;
+        }
+
+        // The application has not consumed enough: stop reading from the socket until it has.
+        StopReading();
+        _pendingInputFlush = flush;
+        flush.GetAwaiter().UnsafeOnCompleted(_onInputFlushed);
     }
 
     /// <summary>The application consumed enough of the input: read again (posted to the loop by the pipe).</summary>

@@ -89,6 +89,14 @@ M = [
  "        if (_sendError is { } error && !_aborted)",
  "        if (_sendError is { } error && _aborted)",
  "TcpWriteErrorTests", "ShutdownSendAsync completes cleanly although what was written could not be sent"),
+("unix-stale-socket-file-kept", "src/EventLoop/Transports/Unix/UnixSocketPath.cs",
+ "Linux.TryStat(Path, out FileIdentity identity) && identity.IsSocket)\n        {\n            Linux.Unlink(Path);",
+ "Linux.TryStat(Path, out FileIdentity identity) && identity.IsSocket && false)\n        {\n            Linux.Unlink(Path);",
+ "UnixTests", "a stale socket file left by a dead server makes ListenUnixAsync fail instead of being replaced"),
+("unix-connect-no-retry-on-full-backlog", "src/EventLoop/Loop.Unix.cs",
+ "ex.SocketErrorCode == System.Net.Sockets.SocketError.WouldBlock && Time < deadline",
+ "ex.SocketErrorCode == System.Net.Sockets.SocketError.WouldBlock && Time < deadline && false",
+ "UnixTests", "ConnectUnixAsync fails with EAGAIN while the listener's backlog is full instead of retrying"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -572,4 +572,12 @@ internal sealed unsafe class LibuvLoop : Loop
 
     private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
         LibuvTcpConnector.ConnectAsync(this, endpoint, options, cancellationToken);
+
+    // ------------------------------------------------------------ Unix domain sockets: uv_pipe_t
+
+    private protected override ValueTask<ConnectionListener> ListenUnixCoreAsync(EventLoop.Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
+        new(LibuvUnix.Listen(this, path, options));
+
+    private protected override ValueTask<Connection> ConnectUnixCoreAsync(EventLoop.Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
+        LibuvUnix.ConnectAsync(this, path, options, cancellationToken);
 }

@@ -226,6 +226,17 @@ internal static unsafe partial class Uv
     public static int Shutdown(IntPtr req, IntPtr stream, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
         Imports.uv_shutdown(req, OnLoopThread(stream, "uv_shutdown"), callback);
 
+    // ------------------------------------------------------------ Unix domain sockets (uv_pipe_t)
+
+    public static int PipeInit(IntPtr loop, IntPtr handle) => Imports.uv_pipe_init(OnLoopThread(loop, "uv_pipe_init"), handle, 0);
+
+    /// <summary><c>uv_pipe_connect</c>: the result, errors included, comes to the callback.</summary>
+    public static void PipeConnect(IntPtr req, IntPtr handle, byte* name, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
+        Imports.uv_pipe_connect(req, OnLoopThread(handle, "uv_pipe_connect"), name, callback);
+
+    /// <summary><c>uv_pipe_open</c>: adopts a socket descriptor (made non-blocking by libuv).</summary>
+    public static int PipeOpen(IntPtr handle, int fd) => Imports.uv_pipe_open(OnLoopThread(handle, "uv_pipe_open"), fd);
+
     /// <summary>Throws for a negative libuv status. Tiny so it inlines; the throw is out of line.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ThrowIfError(int status, string operation)
@@ -262,6 +273,8 @@ internal static unsafe partial class Uv
             "ENOTCONN" => SocketError.NotConnected,
             "EAFNOSUPPORT" => SocketError.AddressFamilyNotSupported,
             "EACCES" => SocketError.AccessDenied,
+            "ENOENT" => SocketError.AddressNotAvailable, // no socket file at a Unix path (as .NET's sockets say)
+            "EAGAIN" => SocketError.WouldBlock,
             "ECANCELED" => SocketError.OperationAborted,
             _ => null,
         };
@@ -402,6 +415,15 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_shutdown(IntPtr req, IntPtr stream, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_pipe_init(IntPtr loop, IntPtr handle, int ipc);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_pipe_connect(IntPtr req, IntPtr handle, byte* name, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_pipe_open(IntPtr handle, int fd);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial IntPtr uv_err_name(int status);

@@ -97,6 +97,10 @@ M = [
  "ex.SocketErrorCode == System.Net.Sockets.SocketError.WouldBlock && Time < deadline",
  "ex.SocketErrorCode == System.Net.Sockets.SocketError.WouldBlock && Time < deadline && false",
  "UnixTests", "ConnectUnixAsync fails with EAGAIN while the listener's backlog is full instead of retrying"),
+("signal-handler-runs-off-loop", "src/EventLoop/Transports/Signals/SignalHandlerRegistration.cs",
+ "            _loop.CallSoonThreadSafe(static r => r.Deliver(), this);",
+ "            Deliver();",
+ "SignalTests", "a signal handler runs on the runtime's signal thread instead of as a loop callback"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

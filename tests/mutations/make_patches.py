@@ -101,6 +101,10 @@ M = [
  "            _loop.CallSoonThreadSafe(static r => r.Deliver(), this);",
  "            Deliver();",
  "SignalTests", "a signal handler runs on the runtime's signal thread instead of as a loop callback"),
+("libuv-dns-cancel-waits-for-lookup", "src/EventLoop.Libuv/Internal/Dns/LibuvDns.cs",
+ "        Done.TrySetCanceled(token);\n",
+ "",
+ "LibuvDnsTests", "a cancelled libuv lookup is not cancelled: it waits for (and returns) the lookup's result"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -580,4 +580,12 @@ internal sealed unsafe class LibuvLoop : Loop
 
     private protected override ValueTask<Connection> ConnectUnixCoreAsync(EventLoop.Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
         LibuvUnix.ConnectAsync(this, path, options, cancellationToken);
+
+    // ------------------------------------------------------------ DNS: uv_getaddrinfo / uv_getnameinfo on libuv's thread pool
+
+    private protected override Task<IPEndPoint[]> GetAddrInfoCoreAsync(string host, int port, System.Net.Sockets.AddressFamily family, CancellationToken cancellationToken) =>
+        LibuvDns.GetAddrInfoAsync(this, host, port, family, cancellationToken);
+
+    private protected override Task<string> GetNameInfoCoreAsync(IPAddress address, CancellationToken cancellationToken) =>
+        LibuvDns.GetNameInfoAsync(this, address, cancellationToken);
 }

@@ -178,6 +178,9 @@ internal static unsafe partial class Uv
         Connect = 2,
         Write = 3,
         Shutdown = 4,
+        Fs = 6,
+        GetAddrInfo = 8,
+        GetNameInfo = 9,
     }
 
     /// <summary>libuv's <c>uv_buf_t</c> on Unix: a pointer and a length.</summary>
@@ -237,6 +240,40 @@ internal static unsafe partial class Uv
     /// <summary><c>uv_pipe_open</c>: adopts a socket descriptor (made non-blocking by libuv).</summary>
     public static int PipeOpen(IntPtr handle, int fd) => Imports.uv_pipe_open(OnLoopThread(handle, "uv_pipe_open"), fd);
 
+    // ------------------------------------------------------------ DNS (libuv's thread pool) and cancelling requests
+
+    /// <summary><c>struct addrinfo</c> on Linux (64-bit): what the hints and the results are.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct AddrInfo
+    {
+        public int Flags;
+        public int Family;
+        public int SockType;
+        public int Protocol;
+        public uint AddrLen;
+        public byte* Addr;
+        public byte* CanonName;
+        public AddrInfo* Next;
+    }
+
+    /// <summary><c>uv_getaddrinfo</c>; libuv copies the node, service and hints. The result comes to the callback, which must free it.</summary>
+    public static int GetAddrInfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, AddrInfo*, void> callback, byte* node, byte* service, AddrInfo* hints) =>
+        Imports.uv_getaddrinfo(OnLoopThread(loop, "uv_getaddrinfo"), req, callback, node, service, hints);
+
+    /// <summary><c>uv_freeaddrinfo</c> (null is fine).</summary>
+    public static void FreeAddrInfo(AddrInfo* info) => Imports.uv_freeaddrinfo(info);
+
+    /// <summary><c>uv_getnameinfo</c>; libuv copies the address.</summary>
+    public static int GetNameInfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, byte*, byte*, void> callback, byte* address, int flags) =>
+        Imports.uv_getnameinfo(OnLoopThread(loop, "uv_getnameinfo"), req, callback, address, flags);
+
+    /// <summary><c>uv_cancel</c>: a thread-pool request that has not started is cancelled (its callback gets a cancel status); one that runs is not (EBUSY).</summary>
+    public static int Cancel(IntPtr loop, IntPtr req)
+    {
+        OnLoopThread(loop, "uv_cancel"); // the request's data is ours, not the loop's: check with the loop it belongs to
+        return Imports.uv_cancel(req);
+    }
+
     /// <summary>Throws for a negative libuv status. Tiny so it inlines; the throw is out of line.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ThrowIfError(int status, string operation)
@@ -273,7 +310,12 @@ internal static unsafe partial class Uv
             "ENOTCONN" => SocketError.NotConnected,
             "EAFNOSUPPORT" => SocketError.AddressFamilyNotSupported,
             "EACCES" => SocketError.AccessDenied,
-            "ENOENT" => SocketError.AddressNotAvailable, // no socket file at a Unix path (as .NET's sockets say)
+            "ENOENT" => SocketError.AddressNotAvailable,
+            "EAI_NONAME" or "EAI_NODATA" or "EAI_ADDRFAMILY" => SocketError.HostNotFound,
+            "EAI_AGAIN" => SocketError.TryAgain,
+            "EAI_FAIL" => SocketError.NoRecovery,
+            "EAI_FAMILY" => SocketError.AddressFamilyNotSupported,
+            "EAI_CANCELED" => SocketError.OperationAborted, // no socket file at a Unix path (as .NET's sockets say)
             "EAGAIN" => SocketError.WouldBlock,
             "ECANCELED" => SocketError.OperationAborted,
             _ => null,
@@ -424,6 +466,18 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_pipe_open(IntPtr handle, int fd);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_getaddrinfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, AddrInfo*, void> callback, byte* node, byte* service, AddrInfo* hints);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_freeaddrinfo(AddrInfo* info);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_getnameinfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, byte*, byte*, void> callback, byte* address, int flags);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_cancel(IntPtr req);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial IntPtr uv_err_name(int status);

@@ -588,4 +588,8 @@ internal sealed unsafe class LibuvLoop : Loop
 
     private protected override Task<string> GetNameInfoCoreAsync(IPAddress address, CancellationToken cancellationToken) =>
         LibuvDns.GetNameInfoAsync(this, address, cancellationToken);
+
+    // ------------------------------------------------------------ files: uv_fs_* on libuv's thread pool
+
+    private protected override LoopFileSystem CreateFileSystem() => new LibuvFileSystem(this);
 }

@@ -149,4 +149,6 @@ internal sealed class ManagedLoop : Loop
         _poller is not null
             ? EpollConnector.ConnectUnixAsync(this, _poller, path, options, cancellationToken)
             : Transports.Sockets.SocketListener.ConnectUnixAsync(this, path, options, cancellationToken);
+
+    private protected override LoopFileSystem CreateFileSystem() => new Transports.Files.ManagedFileSystem(this);
 }

@@ -274,6 +274,60 @@ internal static unsafe partial class Uv
         return Imports.uv_cancel(req);
     }
 
+    // ------------------------------------------------------------ files (uv_fs_t on libuv's thread pool)
+
+    /// <summary>libuv's <c>uv_dirent_t</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Dirent
+    {
+        public byte* Name;
+        public int Type;
+    }
+
+    public static int FsOpen(IntPtr loop, IntPtr req, byte* path, int flags, int mode, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_open(OnLoopThread(loop, "uv_fs_open"), req, path, flags, mode, callback);
+
+    /// <summary><c>uv_fs_close</c>; with a null callback it runs at once, on this thread.</summary>
+    public static int FsClose(IntPtr loop, IntPtr req, int file, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_close(OnLoopThread(loop, "uv_fs_close"), req, file, callback);
+
+    public static int FsRead(IntPtr loop, IntPtr req, int file, Buf* bufs, uint count, long offset, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_read(OnLoopThread(loop, "uv_fs_read"), req, file, bufs, count, offset, callback);
+
+    public static int FsWrite(IntPtr loop, IntPtr req, int file, Buf* bufs, uint count, long offset, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_write(OnLoopThread(loop, "uv_fs_write"), req, file, bufs, count, offset, callback);
+
+    public static int FsStat(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_stat(OnLoopThread(loop, "uv_fs_stat"), req, path, callback);
+
+    /// <summary><c>uv_fs_fstat</c>; with a null callback it runs at once, on this thread.</summary>
+    public static int FsFstat(IntPtr loop, IntPtr req, int file, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_fstat(OnLoopThread(loop, "uv_fs_fstat"), req, file, callback);
+
+    public static int FsRename(IntPtr loop, IntPtr req, byte* path, byte* newPath, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_rename(OnLoopThread(loop, "uv_fs_rename"), req, path, newPath, callback);
+
+    public static int FsUnlink(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_unlink(OnLoopThread(loop, "uv_fs_unlink"), req, path, callback);
+
+    public static int FsMkdir(IntPtr loop, IntPtr req, byte* path, int mode, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_mkdir(OnLoopThread(loop, "uv_fs_mkdir"), req, path, mode, callback);
+
+    public static int FsScandir(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_scandir(OnLoopThread(loop, "uv_fs_scandir"), req, path, 0, callback);
+
+    /// <summary>The next entry of a finished scandir request; <see cref="EOF"/> at the end.</summary>
+    public static int FsScandirNext(IntPtr req, Dirent* entry) => Imports.uv_fs_scandir_next(req, entry);
+
+    /// <summary>Frees what libuv allocated for a finished fs request (its path copy, scandir entries); the request's memory stays ours.</summary>
+    public static void FsReqCleanup(IntPtr req) => Imports.uv_fs_req_cleanup(req);
+
+    /// <summary>The request's result: a descriptor, a byte count, or a negative status.</summary>
+    public static long FsResult(IntPtr req) => Imports.uv_fs_get_result(req);
+
+    /// <summary>The <c>uv_stat_t</c> of a finished stat request: sixteen 64-bit fields, then four timespecs.</summary>
+    public static ulong* FsStatBuf(IntPtr req) => (ulong*)Imports.uv_fs_get_statbuf(req);
+
     /// <summary>Throws for a negative libuv status. Tiny so it inlines; the throw is out of line.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ThrowIfError(int status, string operation)
@@ -478,6 +532,48 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_cancel(IntPtr req);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_open(IntPtr loop, IntPtr req, byte* path, int flags, int mode, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_close(IntPtr loop, IntPtr req, int file, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_read(IntPtr loop, IntPtr req, int file, Buf* bufs, uint count, long offset, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_write(IntPtr loop, IntPtr req, int file, Buf* bufs, uint count, long offset, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_stat(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_fstat(IntPtr loop, IntPtr req, int file, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_rename(IntPtr loop, IntPtr req, byte* path, byte* newPath, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_unlink(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_mkdir(IntPtr loop, IntPtr req, byte* path, int mode, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_scandir(IntPtr loop, IntPtr req, byte* path, int flags, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_scandir_next(IntPtr req, Dirent* entry);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_fs_req_cleanup(IntPtr req);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial nint uv_fs_get_result(IntPtr req);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial IntPtr uv_fs_get_statbuf(IntPtr req);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial IntPtr uv_err_name(int status);

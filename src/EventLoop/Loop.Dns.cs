@@ -62,7 +62,10 @@ public abstract partial class Loop
         PendingIo++;
         try
         {
-            addresses = await Dns.GetHostAddressesAsync(host, family, linked.Token).ConfigureAwait(true);
+            Task<IPAddress[]> lookup = Dns.GetHostAddressesAsync(host, family, linked.Token);
+            await DeliverLaterAsync(lookup, linked.Token).ConfigureAwait(true);
+            addresses = await lookup.WaitAsync(linked.Token).ConfigureAwait(true);
+            linked.Token.ThrowIfCancellationRequested(); // cancelled before the result reached the loop: cancellation wins
         }
         finally
         {
@@ -91,12 +94,28 @@ public abstract partial class Loop
         try
         {
             // No overload takes a token: the wait is what is cancelled, and a lookup left running completes unobserved.
-            IPHostEntry entry = await Dns.GetHostEntryAsync(address).WaitAsync(linked.Token).ConfigureAwait(true);
+            Task<IPHostEntry> lookup = Dns.GetHostEntryAsync(address);
+            await DeliverLaterAsync(lookup, linked.Token).ConfigureAwait(true);
+            IPHostEntry entry = await lookup.WaitAsync(linked.Token).ConfigureAwait(true);
+            linked.Token.ThrowIfCancellationRequested(); // cancelled before the result reached the loop: cancellation wins
             return entry.HostName;
         }
         finally
         {
             PendingIo--;
+        }
+    }
+
+    /// <summary>
+    /// A lookup that finished at once (an address literal, a name in /etc/hosts) is still delivered in a later loop
+    /// turn, as libuv's callback is, so a cancellation made meanwhile by the caller wins on both loops alike.
+    /// </summary>
+    private static async ValueTask DeliverLaterAsync(Task lookup, CancellationToken cancellationToken)
+    {
+        if (lookup.IsCompleted)
+        {
+            await Task.Yield();
+            cancellationToken.ThrowIfCancellationRequested();
         }
     }
 }

@@ -5,6 +5,9 @@ namespace EventLoop.Benchmarks;
 /// <summary>
 /// Schedule-and-run of one callback with state: each callback schedules the next, so every operation is
 /// one enqueue and one dispatch. Baseline: the thread pool's <c>UnsafeQueueUserWorkItem</c> doing the same.
+/// <c>CallSoon&lt;TState&gt;</c> is the no-capture hot path; the <c>CallSoon(Action)</c> rows (a cached delegate, so no
+/// closure is allocated) pay the ExecutionContext check, and with an AsyncLocal set carry the context on a pooled item
+/// and switch to it and back around every callback.
 /// </summary>
 public class CallSoonChain
 {
@@ -24,6 +27,29 @@ public class CallSoonChain
     [Benchmark(OperationsPerInvoke = N, Description = "Loop libuv CallSoon<TState>")]
     public void Libuv() => Harness.OnLoop(Harness.Policy("libuv"), Chain);
 
+    [Benchmark(OperationsPerInvoke = N, Description = "Loop managed CallSoon(Action)")]
+    public void ManagedAction() => Harness.OnLoop(Harness.Policy("managed"), ActionChain);
+
+    [Benchmark(OperationsPerInvoke = N, Description = "Loop managed CallSoon(Action), AsyncLocal set")]
+    public void ManagedActionWithAsyncLocal() => Harness.OnLoop(Harness.Policy("managed"), ActionChainWithAsyncLocal);
+
+    private static readonly AsyncLocal<object?> s_local = new();
+
+    private static Task ActionChain(Loop loop)
+    {
+        var state = new LoopChain(loop);
+        loop.CallSoon(state.StepAction);
+        return state.Done.Task;
+    }
+
+    private static async Task ActionChainWithAsyncLocal(Loop loop)
+    {
+        // An async method: the value stays in its context (so every CallSoon captures it), and the benchmark thread's
+        // context is left as it was.
+        s_local.Value = loop;
+        await ActionChain(loop);
+    }
+
     private static Task Chain(Loop loop)
     {
         var state = new LoopChain(loop);
@@ -38,6 +64,21 @@ public class CallSoonChain
         public readonly Loop Loop = loop;
         public readonly TaskCompletionSource Done = new();
         public int Count;
+        private Action? _stepAction;
+
+        public Action StepAction => _stepAction ??= () => RunAction(this);
+
+        private static void RunAction(LoopChain s)
+        {
+            if (++s.Count == N)
+            {
+                s.Done.SetResult();
+            }
+            else
+            {
+                s.Loop.CallSoon(s.StepAction);
+            }
+        }
 
         private static void Run(LoopChain s)
         {

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using EventLoop.Libuv;
 
 namespace EventLoop.EchoBenchmark;
@@ -19,7 +20,7 @@ internal static class EchoServers
 
         string kind = args[0];
         string host = "127.0.0.1", loopName = "managed";
-        int port = 0;
+        int port = 0, loops = 1;
         for (int i = 1; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -28,6 +29,8 @@ internal static class EchoServers
                 case "--host": host = Next(); break;
                 case "--port": port = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--loop": loopName = Next(); break;
+                case "--loops": loops = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--hash-rounds": s_hashRounds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 default: throw new ArgumentException($"Unknown server option '{args[i]}'.");
             }
         }
@@ -45,6 +48,12 @@ internal static class EchoServers
                     "libuv" => new LibuvLoopPolicy(),
                     _ => throw new ArgumentException($"--loop must be managed or libuv, not '{loopName}'."),
                 };
+                if (loops > 1)
+                {
+                    await RunGroupServerAsync(endpoint, policy, loops);
+                    return 0;
+                }
+
                 Loop.Run(() => RunLoopServerAsync(endpoint, loopName), policy);
                 return 0;
             default:
@@ -83,6 +92,8 @@ internal static class EchoServers
                     break;
                 }
 
+                Work(buffer.AsSpan(0, received));
+
                 await socket.SendAsync(buffer.AsMemory(0, received), SocketFlags.None);
             }
         }
@@ -108,6 +119,27 @@ internal static class EchoServers
         }
     }
 
+    /// <summary>The same server on a group of loops, each on its own thread (<see cref="LoopGroup"/>); serves until the process is stopped.</summary>
+    private static async Task RunGroupServerAsync(IPEndPoint endpoint, LoopPolicy policy, int loops)
+    {
+        await using LoopGroup group = LoopGroup.Start(loops, policy);
+        await using LoopGroupServer server = await group.ListenTcpAsync(endpoint, EchoConnectionAsync, new TcpOptions { Backlog = 1024 });
+        Console.WriteLine($"{policy.Name} loop group of {loops} echo server listening on {server.LocalEndPoint}");
+        await Task.Delay(Timeout.Infinite);
+    }
+
+    /// <summary>With --hash-rounds N: SHA-256 over every received byte N times, CPU work standing in for a real protocol's.</summary>
+    private static int s_hashRounds;
+
+    private static void Work(ReadOnlySpan<byte> received)
+    {
+        Span<byte> digest = stackalloc byte[32];
+        for (int i = 0; i < s_hashRounds; i++)
+        {
+            SHA256.HashData(received, digest);
+        }
+    }
+
     private static async Task EchoConnectionAsync(Connection connection)
     {
         try
@@ -119,6 +151,7 @@ internal static class EchoServers
                 ReadResult result = await input.ReadAsync();
                 foreach (ReadOnlyMemory<byte> segment in result.Buffer)
                 {
+                    Work(segment.Span);
                     output.Write(segment.Span);
                 }
 

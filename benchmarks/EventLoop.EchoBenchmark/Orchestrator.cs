@@ -8,15 +8,12 @@ using static EventLoop.Benchmarking.BenchProcess;
 namespace EventLoop.EchoBenchmark;
 
 /// <summary>How to start one server: a command line, given the port.</summary>
-internal sealed record ServerSpec(string Name, string Description, Func<int, (string File, string[] Args)> Command);
+internal sealed record ServerSpec(string Name, string Description, Func<int, (string File, string[] Args)> Command, IReadOnlyDictionary<string, string>? Environment = null);
 
-/// <summary>Starts each server pinned to core 0, drives it with the client pinned to core 1, and reports.</summary>
+/// <summary>Starts each server pinned to its cores (default core 0), drives it with the client pinned to its core (default 1), and reports.</summary>
 internal static class Orchestrator
 {
     private const string Host = "127.0.0.1";
-
-    /// <summary>The cores server and client are pinned to.</summary>
-    private const int ServerCore = 0, ClientCore = 1;
 
     public static async Task<int> RunAsync(Options options)
     {
@@ -27,7 +24,14 @@ internal static class Orchestrator
         var notes = new List<string>();
         var results = new List<CaseSummary>();
         var described = new List<ServerSpec>();
-        ClientSpec client = ChooseClient(repo, options, notes);
+        TlsEcho.CertificateFiles? certificate = options.Tls ? TlsEcho.WriteCertificate(repo) : null;
+        ClientSpec? client = certificate is null ? ChooseClient(repo, options, notes) : TlsEcho.ChooseClient(repo, certificate);
+        if (client is null)
+        {
+            return 1; // no TLS client: said why on stderr
+        }
+        int? serverCore = options.SingleServerCore; // null when the server may use several cores
+        int clientCore = options.ClientCore;
 
         // Every server is measured in each round, in an order that rotates from round to round, and the report
         // gives each case's median: a shared machine's speed drifts, and a server measured only once, always
@@ -41,12 +45,12 @@ internal static class Orchestrator
             foreach (string name in roundOrder)
             {
                 List<ServerSpec> candidates = round == 0
-                    ? Candidates(name, repo, options, notes)
+                    ? certificate is null ? Candidates(name, repo, options, notes) : TlsEcho.Candidates(name, repo, options, certificate, notes)
                     : chosen.TryGetValue(name, out ServerSpec? known) ? [known] : [];
                 foreach (ServerSpec spec in candidates)
                 {
                     int port = FreePort();
-                    using Process? server = await StartServerAsync(spec, port, pin, options.InlineCompletions, notes);
+                    using Process? server = await StartServerAsync(spec, port, pin ? options.ServerCores : null, options.InlineCompletions, notes);
                     if (server is null)
                     {
                         continue; // try the next way of starting this server
@@ -61,7 +65,7 @@ internal static class Orchestrator
                     {
                         foreach (int size in options.Sizes)
                         {
-                            CaseResult result = await RunClientAsync(client, spec.Name, server.Id, port, size, options, pin);
+                            CaseResult result = await RunClientAsync(client, spec.Name, server.Id, port, size, options, pin ? clientCore : null);
                             if (!samples.TryGetValue((name, size), out List<CaseResult>? list))
                             {
                                 samples[(name, size)] = list = [];
@@ -69,7 +73,7 @@ internal static class Orchestrator
 
                             list.Add(result);
                             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                                $"round {round + 1}/{options.Rounds} {spec.Name,-10} {Report.FormatSize(size),7}: {result.MessagesPerSecond,12:N0} msg/s, server {result.ServerMicrosPerMessage,6:N1} us/msg, {result.ServerCore(pin ? ServerCore : null)?.Own,4:P0} of its core ({result.ServerCore(pin ? ServerCore : null)?.Idle,4:P0} idle), client {result.ClientCore(pin ? ClientCore : null)?.Own,4:P0} of its core ({result.ClientCore(pin ? ClientCore : null)?.Idle,4:P0} idle) {result.Note}"));
+                                $"round {round + 1}/{options.Rounds} {spec.Name,-10} {Report.FormatSize(size),7}: {result.MessagesPerSecond,12:N0} msg/s, server {result.ServerMicrosPerMessage,6:N1} us/msg, {result.ServerCore(pin ? serverCore : null)?.Own,4:P0} of its core ({result.ServerCore(pin ? serverCore : null)?.Idle,4:P0} idle), client {result.ClientCore(pin ? clientCore : null)?.Own,4:P0} of its core ({result.ClientCore(pin ? clientCore : null)?.Idle,4:P0} idle) {result.Note}"));
                         }
                     }
                     finally
@@ -93,13 +97,13 @@ internal static class Orchestrator
             {
                 if (samples.TryGetValue((name, size), out List<CaseResult>? list))
                 {
-                    results.Add(new CaseSummary(name, size, list, pin ? ServerCore : null, pin ? ClientCore : null));
+                    results.Add(new CaseSummary(name, size, list, pin ? serverCore : null, pin ? clientCore : null));
                 }
             }
         }
 
-        string markdownPath = Path.Combine(outDir, "echo.md");
-        string chartPath = Path.Combine(outDir, "echo.png");
+        string markdownPath = Path.Combine(outDir, $"{options.ReportName}.md");
+        string chartPath = Path.Combine(outDir, $"{options.ReportName}.png");
         string markdown = Report.Markdown(results, described, client, notes, options, pin, loadBefore);
         await File.WriteAllTextAsync(markdownPath, markdown);
         Report.Chart(results, options, client, chartPath);
@@ -139,22 +143,32 @@ internal static class Orchestrator
         string self = typeof(Orchestrator).Assembly.Location;
         string dotnet = DotnetHost();
         var list = new List<ServerSpec>();
+        string[] hash = options.HashRounds > 0 ? ["--hash-rounds", Str(options.HashRounds)] : [];
+        string hashText = options.HashRounds > 0 ? $"; hashes every received byte {options.HashRounds} times (SHA-256) before echoing it" : "";
         switch (name)
         {
             case "threadpool":
-                list.Add(new ServerSpec(name, ".NET thread-pool Socket echo server (async accept loop, one task per connection; this harness)",
-                    port => (dotnet, [self, "server", "threadpool", "--host", Host, "--port", Str(port)])));
+                list.Add(new ServerSpec(name, $".NET thread-pool Socket echo server (async accept loop, one task per connection; this harness){hashText}",
+                    port => (dotnet, [self, "server", "threadpool", "--host", Host, "--port", Str(port), .. hash])));
                 break;
-            case "managed" or "libuv":
+            case "managed" or "libuv" or "managed-group" or "libuv-group" or "managed-group-handoff" or "libuv-group-handoff":
+                string policy = name.StartsWith("libuv", StringComparison.Ordinal) ? "libuv" : "managed";
+                int loops = name.Contains("group", StringComparison.Ordinal) ? options.Loops : 1;
+                bool handOff = name.EndsWith("handoff", StringComparison.Ordinal);
+                string[] loopArgs = loops > 1 ? ["--loops", Str(loops)] : [];
+                string what = loops > 1
+                    ? $"a group of {loops} {policy} loops, each on its own thread, {(handOff ? "one acceptor handing sockets to the loops (EVENTLOOP_GROUP_SPREADING=handoff)" : "one SO_REUSEPORT listener per loop")}"
+                    : $"the {policy} loop";
+                Dictionary<string, string>? environment = loops > 1 ? new() { ["EVENTLOOP_GROUP_SPREADING"] = handOff ? "handoff" : "reuseport" } : null;
                 string samples = Path.Combine(repo, "samples", "EventLoop.Samples", "bin", "Release", "net10.0", "EventLoop.Samples.dll");
-                if (!options.ServerInProc && File.Exists(samples))
+                if (!options.ServerInProc && options.HashRounds == 0 && File.Exists(samples))
                 {
-                    list.Add(new ServerSpec(name, $"samples runner `echo-server --loop {name}`",
-                        port => (dotnet, [samples, "echo-server", "--loop", name, "--host", Host, "--port", Str(port)])));
+                    list.Add(new ServerSpec(name, $"samples runner `echo-server --loop {policy}{(loops > 1 ? $" --loops {loops}" : "")}`: {what}",
+                        port => (dotnet, [samples, "echo-server", "--loop", policy, .. loopArgs, "--host", Host, "--port", Str(port)]), environment));
                 }
 
-                list.Add(new ServerSpec(name, $"this harness's loop echo server on the {name} loop (`server loop --loop {name}`)",
-                    port => (dotnet, [self, "server", "loop", "--loop", name, "--host", Host, "--port", Str(port)])));
+                list.Add(new ServerSpec(name, $"this harness's loop echo server (`server loop --loop {policy}{(loops > 1 ? $" --loops {loops}" : "")}`): {what}{hashText}",
+                    port => (dotnet, [self, "server", "loop", "--loop", policy, .. loopArgs, "--host", Host, "--port", Str(port), .. hash]), environment));
                 break;
             case "uvloop":
                 string? python = FindPythonWith("import uvloop");
@@ -187,10 +201,16 @@ internal static class Orchestrator
         return list;
     }
 
-    private static async Task<Process?> StartServerAsync(ServerSpec spec, int port, bool pin, bool inlineCompletions, List<string> notes)
+    private static async Task<Process?> StartServerAsync(ServerSpec spec, int port, string? cores, bool inlineCompletions, List<string> notes)
     {
         (string file, string[] args) = spec.Command(port);
-        Process process = Start(file, args, pin ? "0" : null, inlineCompletions ? new Dictionary<string, string> { ["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1" } : null);
+        var environment = new Dictionary<string, string>(spec.Environment ?? new Dictionary<string, string>());
+        if (inlineCompletions)
+        {
+            environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1";
+        }
+
+        Process process = Start(file, args, cores, environment);
         var firstLine = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
         var errors = new System.Text.StringBuilder();
         process.OutputDataReceived += (_, e) => firstLine.TrySetResult(e.Data);
@@ -239,15 +259,16 @@ internal static class Orchestrator
         return process;
     }
 
-    private static async Task<CaseResult> RunClientAsync(ClientSpec client, string server, int serverPid, int port, int size, Options options, bool pin)
+    private static async Task<CaseResult> RunClientAsync(ClientSpec client, string server, int serverPid, int port, int size, Options options, int? clientCore)
     {
         string[] args =
         [
             .. client.Prefix, "--host", Host, "--port", Str(port), "--connections", Str(options.Connections), "--size", Str(size),
             "--duration", options.Duration.ToString(CultureInfo.InvariantCulture), "--warmup", options.Warmup.ToString(CultureInfo.InvariantCulture),
             "--server-pid", Str(serverPid),
+            .. (options.MessagesPerConnection > 0 ? ["--messages-per-connection", Str(options.MessagesPerConnection)] : Array.Empty<string>()),
         ];
-        using Process process = Start(client.File, args, pin ? Str(ClientCore) : null);
+        using Process process = Start(client.File, args, clientCore is { } core ? Str(core) : null);
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.Duration + options.Warmup + 60));

@@ -22,6 +22,8 @@ try
             return await EchoClient.RunFromArgsAsync(rest);
         case "server":
             return await EchoServers.RunFromArgsAsync(rest);
+        case "tls-server":
+            return await TlsEcho.RunServerFromArgsAsync(rest);
         case "help" or "--help" or "-h":
             Console.WriteLine(Options.Usage);
             return 0;
@@ -43,7 +45,19 @@ namespace EventLoop.EchoBenchmark
     {
         public const string Usage = """
             Usage: EventLoop.EchoBenchmark [run] [options]
-              --servers LIST      comma-separated: threadpool,managed,libuv,uvloop,node (default: all that are available)
+              --servers LIST      comma-separated: threadpool,managed,libuv,uvloop,node (default: all that are available),
+                                  and the loop groups managed-group,libuv-group (one SO_REUSEPORT listener per loop) and
+                                  managed-group-handoff,libuv-group-handoff (one acceptor handing sockets to the loops)
+              --loops N           loops of the *-group servers (default 2)
+              --server-cores LIST the cores the server is pinned to, a taskset list (default 0; e.g. 0-1 for a group)
+              --client-core N     the core the client is pinned to (default 1)
+              --baseline NAME     the server the ratio column compares with (default threadpool)
+              --messages-per-connection K  the C client closes each connection after K echoes and opens a new one
+                                  (default 0: connections live for the whole run); with 1, every message is a new
+                                  connection, so accepting is measured as much as echoing
+              --hash-rounds N     the harness's own servers hash every byte they receive N times (SHA-256) before echoing
+                                  it: CPU work in the server, so it, not the client, sets the pace (default 0: a pure echo;
+                                  above 0 the loop servers are this harness's, not the samples runner's)
               --sizes LIST        message sizes in bytes (default 1024,10240,102400)
               --connections N     client connections (default 32)
               --duration SECONDS  measured time per case (default 5)
@@ -57,9 +71,13 @@ namespace EventLoop.EchoBenchmark
               --no-pin            do not pin with taskset (server on core 0, client on core 1)
               --inline-completions  run every .NET server with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
                                   (socket completions on the epoll thread instead of a thread-pool hop)
+              --tls               TLS echo instead (TlsEcho.cs): servers threadpool (SslStream), managed, libuv (ListenTlsAsync),
+                                  uvloop (ssl=); client benchmarks/echo/tls_echo_client.c (OpenSSL); default sizes 1024,65536;
+                                  writes echo-tls.md
             Roles used by the orchestrator:
               client --host H --port N --connections N --size BYTES --duration S --warmup S [--server-pid PID]
-              server threadpool|loop [--loop managed|libuv] --host H --port N
+              server threadpool|loop [--loop managed|libuv] [--loops N] [--hash-rounds N] --host H --port N
+              tls-server threadpool|loop [--loop managed|libuv] --host H --port N --cert PEM
             """;
 
         public string[] Servers { get; init; } = ["threadpool", "managed", "libuv", "uvloop", "node"];
@@ -74,17 +92,31 @@ namespace EventLoop.EchoBenchmark
         public bool ServersGiven { get; init; }
         public bool InlineCompletions { get; init; }
         public string Client { get; init; } = "c";
+        public int Loops { get; init; } = 2;
+        public string ServerCores { get; init; } = "0";
+        public int ClientCore { get; init; } = 1;
+        public string Baseline { get; init; } = "threadpool";
+        public int HashRounds { get; init; }
+        public int MessagesPerConnection { get; init; }
+
+        /// <summary>The one core the server is pinned to, or null when it may run on several.</summary>
+        public int? SingleServerCore => int.TryParse(ServerCores, NumberStyles.None, CultureInfo.InvariantCulture, out int core) ? core : null;
+        public bool Tls { get; init; }
+
+        /// <summary>The report's file name, without extension.</summary>
+        public string ReportName => Tls ? "echo-tls" : "echo";
 
         public static Options Parse(string[] args)
         {
             var o = new Options();
+            bool sizesGiven = false;
             for (int i = 0; i < args.Length; i++)
             {
                 string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
                 switch (args[i])
                 {
                     case "--servers": o = o with { Servers = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), ServersGiven = true }; break;
-                    case "--sizes": o = o with { Sizes = Next().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() }; break;
+                    case "--sizes": o = o with { Sizes = Next().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() }; sizesGiven = true; break;
                     case "--connections": o = o with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--duration": o = o with { Duration = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--warmup": o = o with { Warmup = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
@@ -95,14 +127,31 @@ namespace EventLoop.EchoBenchmark
                     case "--inline-completions": o = o with { InlineCompletions = true }; break;
                     case "--out": o = o with { OutDir = Next() }; break;
                     case "--client": o = o with { Client = Next() }; break;
+                    case "--loops": o = o with { Loops = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--server-cores": o = o with { ServerCores = Next() }; break;
+                    case "--client-core": o = o with { ClientCore = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--baseline": o = o with { Baseline = Next() }; break;
+                    case "--hash-rounds": o = o with { HashRounds = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--messages-per-connection": o = o with { MessagesPerConnection = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--tls": o = o with { Tls = true }; break;
                     default: throw new ArgumentException($"Unknown option '{args[i]}'.");
                 }
             }
 
-            string[] known = ["threadpool", "managed", "libuv", "uvloop", "node"];
+            if (o.Tls)
+            {
+                o = o with { Sizes = sizesGiven ? o.Sizes : [1024, 64 * 1024], Servers = o.ServersGiven ? o.Servers : ["threadpool", "managed", "libuv", "uvloop"] };
+            }
+
+                        string[] known = ["threadpool", "managed", "libuv", "uvloop", "node", "managed-group", "libuv-group", "managed-group-handoff", "libuv-group-handoff"];
             if (o.Servers.FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             {
                 throw new ArgumentException($"Unknown server '{unknown}' ({string.Join(", ", known)}).");
+            }
+
+            if (o.MessagesPerConnection < 0 || (o.MessagesPerConnection > 0 && o.Client == "dotnet"))
+            {
+                throw new ArgumentException("--messages-per-connection must not be negative, and only the C client supports it.");
             }
 
             if (o.Client is not ("c" or "dotnet"))
@@ -110,9 +159,9 @@ namespace EventLoop.EchoBenchmark
                 throw new ArgumentException($"--client must be c or dotnet, not '{o.Client}'.");
             }
 
-            if (o.Connections <= 0 || o.Duration <= 0 || o.Rounds <= 0 || o.Warmup < 0 || o.Sizes.Any(s => s <= 0))
+            if (o.Connections <= 0 || o.Duration <= 0 || o.Rounds <= 0 || o.Warmup < 0 || o.Sizes.Any(s => s <= 0) || o.Loops <= 0 || o.HashRounds < 0)
             {
-                throw new ArgumentException("--connections, --duration, --rounds and --sizes must be positive, --warmup not negative.");
+                throw new ArgumentException("--connections, --duration, --rounds, --loops and --sizes must be positive, --warmup and --hash-rounds not negative.");
             }
 
             return o;

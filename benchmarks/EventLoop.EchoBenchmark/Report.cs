@@ -10,7 +10,7 @@ namespace EventLoop.EchoBenchmark;
 /// <summary>The Markdown table and the PNG charts.</summary>
 internal static class Report
 {
-    private const string Baseline = "threadpool";
+    private static string Baseline = "threadpool"; // --baseline
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     private static string RoundsText(int rounds) => rounds == 1
@@ -26,8 +26,9 @@ internal static class Report
 
     public static string Markdown(List<CaseSummary> results, List<ServerSpec> servers, ClientSpec client, List<string> notes, Options options, bool pinned, string loadBefore)
     {
+        Baseline = options.Baseline;
         var md = new StringBuilder();
-        md.AppendLine("# Echo benchmark");
+        md.AppendLine(options.Tls ? "# TLS echo benchmark" : "# Echo benchmark");
         md.AppendLine();
         md.AppendLine(Inv, $"Made {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {CpuModel()} (`nproc`: {Environment.ProcessorCount}), .NET {Environment.Version}; load average (1, 5, 15 min) before the run {loadBefore}, after it {LoadAverage()}. Command:");
         md.AppendLine();
@@ -36,15 +37,23 @@ internal static class Report
         md.AppendLine(("dotnet build EventLoop.sln -c Release && dotnet benchmarks/EventLoop.EchoBenchmark/bin/Release/net10.0/EventLoop.EchoBenchmark.dll " + arguments).TrimEnd());
         md.AppendLine("```");
         md.AppendLine();
-        string pinning = pinned ? "Server pinned to core 0 and client to core 1 with `taskset`." : "Not pinned (no taskset, or --no-pin): core use is over wall time.";
+        string pinning = pinned
+            ? $"Server pinned to {(options.SingleServerCore is null ? "cores" : "core")} {options.ServerCores} and client to core {options.ClientCore} with `taskset`."
+            : "Not pinned (no taskset, or --no-pin): core use is over wall time.";
         if (options.InlineCompletions)
         {
             pinning += " .NET servers ran with `DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1`.";
         }
 
-        md.AppendLine(Inv, $"Load generator: {client.Description}. {options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case. {RoundsText(options.Rounds)} {pinning}");
+        string churn = options.MessagesPerConnection switch
+        {
+            0 => "",
+            1 => " **Every message on a new connection** (`--messages-per-connection 1`: the client closes each connection after one echo and connects again), so msg/s is also connections accepted per second.",
+            int k => $" Each connection is closed after {k} echoes and a new one opened (`--messages-per-connection {k}`).",
+        };
+        md.AppendLine(Inv, $"Load generator: {client.Description}. {options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case.{churn} {RoundsText(options.Rounds)} {pinning}");
         md.AppendLine();
-        md.AppendLine("| server | message | msg/s | rounds' range | vs threadpool | server CPU µs/msg (range) | server kernel time | client CPU µs/msg | server core: server / others / idle | client core: client / others / idle | errors / wrong bytes |");
+        md.AppendLine($"| server | message | msg/s | rounds' range | vs {Baseline} | server CPU µs/msg (range) | server kernel time | client CPU µs/msg | server core: server / others / idle | client core: client / others / idle | errors / wrong bytes |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (int size in options.Sizes)
         {
@@ -70,7 +79,7 @@ internal static class Report
         AppendBullets(md, "How to read it:",
         [
             "**msg/s**: round trips per second, all connections; **rounds' range**: the slowest and the fastest round.",
-            "**vs threadpool**: the ratio of medians; **bold** only where every round of the one beat every round of the other (the ranges do not overlap), so a plain ratio is within the round-to-round spread.",
+            $"**vs {Baseline}**: the ratio of medians; **bold** only where every round of the one beat every round of the other (the ranges do not overlap), so a plain ratio is within the round-to-round spread.",
             "**server CPU µs/msg**: the server process's CPU time (utime + stime of all its threads, from `/proc/<pid>/stat`, read by the client at the start and end of its measured window) per round trip. It moves less than msg/s on a shared machine, but not nothing: a busier server batches more messages per wake-up.",
             "**server kernel time**: the share of that CPU time spent in the kernel (stime): system calls, and on loopback the TCP stack's work for the packets this process sends.",
             "**client CPU µs/msg**: the load generator's own CPU time (getrusage) per round trip, for comparison: on loopback the client pays the kernel's TCP work for its sends as the server does for its replies, so even a client that does nothing else costs about as much per message as the leanest server.",
@@ -81,19 +90,21 @@ internal static class Report
         AppendBullets(md, "Notes:", notes);
 
         md.AppendLine();
-        md.AppendLine("![echo throughput relative to the .NET thread-pool server](echo.png)");
+        md.AppendLine($"![echo throughput relative to the baseline server]({options.ReportName}.png)");
         md.AppendLine();
-        md.AppendLine("![server CPU time per round trip](echo-cpu.png)");
+        md.AppendLine($"![server CPU time per round trip]({options.ReportName}-cpu.png)");
         return md.ToString();
     }
 
     /// <summary>Two charts: msg/s relative to the thread-pool server, and the server's CPU µs per round trip.</summary>
     public static void Chart(List<CaseSummary> results, Options options, ClientSpec client, string path)
     {
+        Baseline = options.Baseline;
+        string cores = options.SingleServerCore is null ? $"server on cores {options.ServerCores}" : "server on one core";
         bool relative = results.Any(r => r.Server == Baseline && r.MessagesPerSecond > 0);
         Bars(results, options, path,
-            $"TCP echo, {options.Connections} connections, ping-pong (server on one core; {client.Name} client)",
-            relative ? "msg/s relative to the .NET thread-pool server" : "thousand msg/s",
+            $"{(options.Tls ? "TLS" : "TCP")} echo, {options.Connections} connections, ping-pong ({cores}; {client.Name} client)",
+            relative ? $"msg/s relative to the {Baseline} server" : "thousand msg/s",
             r =>
             {
                 double baseline = results.FirstOrDefault(b => b.Server == Baseline && b.Size == r.Size)?.MessagesPerSecond ?? 0;

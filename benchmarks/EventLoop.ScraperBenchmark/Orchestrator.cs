@@ -31,6 +31,12 @@ internal sealed record ClientRun(string Client, double PagesPerSecond, int Fetch
     public CoreSplit? SiteCore(int? core) => Window is { Processes: [_, { } cpu] } w ? CoreSplit.Of(w.Seconds, cpu, CoreSplit.Pick(w.Cores, core)) : null;
 }
 
+/// <summary>Every client's runs at one page size.</summary>
+/// <param name="Size">The site's <c>--page-size</c> (0: the small classic page).</param>
+/// <param name="Served">The pages' size as served, e.g. "80,397–80,608 bytes".</param>
+/// <param name="Runs">Each client's runs, by name.</param>
+internal sealed record SizeRun(int Size, string Served, Dictionary<string, List<ClientRun>> Runs);
+
 /// <summary>How to start one client, given the site's base URL.</summary>
 internal sealed record ClientSpec(string Name, string Description, Func<string, (string File, string[] Args)> Command);
 
@@ -60,46 +66,53 @@ internal static partial class Orchestrator
             }
         }
 
-        int port = FreePort();
-        string baseUrl = $"http://{Host}:{port.ToString(CultureInfo.InvariantCulture)}";
-        using Process? site = await StartSiteAsync(samples, options.SiteLoop, port, pin, notes);
-        if (site is null)
+        // One site per page size (the pages change with it), and at each size the same rounds of every client.
+        var sizes = new List<SizeRun>();
+        foreach (int size in options.PageSizes)
         {
-            Console.Error.WriteLine(string.Join('\n', notes));
-            return 1;
-        }
-
-        string pageSize = await PageSizeAsync(baseUrl, options.Pages);
-        await WarmUpSiteAsync(baseUrl, options);
-        // Every client runs once per round, in an order that rotates from round to round, and the report gives
-        // each client's median: a shared machine's speed drifts, and a client always measured in the same slot
-        // would carry that drift into its ratio.
-        var runs = specs.ToDictionary(spec => spec.Name, _ => new List<ClientRun>());
-        try
-        {
-            for (int round = 0; round < options.Runs; round++)
+            int port = FreePort();
+            string baseUrl = $"http://{Host}:{port.ToString(CultureInfo.InvariantCulture)}";
+            using Process? site = await StartSiteAsync(samples, options.SiteLoop, port, size, pin, notes);
+            if (site is null)
             {
-                foreach (ClientSpec spec in specs.Skip(round % specs.Count).Concat(specs.Take(round % specs.Count)))
+                Console.Error.WriteLine(string.Join('\n', notes));
+                return 1;
+            }
+
+            string pageSize = await PageSizeAsync(baseUrl, options.Pages);
+            await WarmUpSiteAsync(baseUrl, options);
+            // Every client runs once per round, in an order that rotates from round to round, and the report gives
+            // each client's median: a shared machine's speed drifts, and a client always measured in the same slot
+            // would carry that drift into its ratio.
+            var runs = specs.ToDictionary(spec => spec.Name, _ => new List<ClientRun>());
+            try
+            {
+                for (int round = 0; round < options.Runs; round++)
                 {
-                    ClientRun run = await RunClientAsync(spec, baseUrl, site.Id, pin, options);
-                    runs[spec.Name].Add(run);
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"round {round + 1}/{options.Runs} {spec.Name,-10} {run.PagesPerSecond,9:N0} pages/s, client {run.ClientMicrosPerPage,6:N0} us/page, site {run.SiteMicrosPerPage,6:N0} us/page {run.Note}"));
+                    foreach (ClientSpec spec in specs.Skip(round % specs.Count).Concat(specs.Take(round % specs.Count)))
+                    {
+                        ClientRun run = await RunClientAsync(spec, baseUrl, site.Id, pin, options);
+                        runs[spec.Name].Add(run);
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"size {size,6} round {round + 1}/{options.Runs} {spec.Name,-10} {run.PagesPerSecond,9:N0} pages/s, client {run.ClientMicrosPerPage,6:N0} us/page, site {run.SiteMicrosPerPage,6:N0} us/page {run.Note}"));
+                    }
                 }
             }
-        }
-        finally
-        {
-            StopProcess(site);
+            finally
+            {
+                StopProcess(site);
+            }
+
+            sizes.Add(new SizeRun(size, pageSize, runs));
         }
 
-        string markdown = Markdown(runs, specs, notes, options, pin, loadBefore, pageSize);
+        string markdown = Markdown(sizes, specs, notes, options, pin, loadBefore);
         string path = Path.Combine(outDir, "scraper.md");
         await File.WriteAllTextAsync(path, markdown);
         Console.WriteLine();
         Console.WriteLine(markdown);
         Console.WriteLine($"Wrote {path}");
-        return runs.Values.Any(list => list.Any(r => r.PagesPerSecond > 0)) ? 0 : 1;
+        return sizes.All(size => size.Runs.Values.Any(list => list.Any(r => r.PagesPerSecond > 0))) ? 0 : 1;
     }
 
     /// <summary>The samples runner (site and loop clients), preferring the configuration this harness was built in.</summary>
@@ -134,31 +147,34 @@ internal static partial class Orchestrator
         switch (name)
         {
             case "managed" or "libuv":
-                return new ClientSpec(name, $"samples runner `scraper --loop {name} --quiet`: HttpClient over the loop's own TCP connections, AsyncSemaphore, AngleSharp",
+                return new ClientSpec(name, $"samples runner `scraper --loop {name} --quiet`: HttpClient over the loop's own TCP connections, AsyncSemaphore; each body read as a stream, decoded read by read and scanned only up to its first `</h1>` (AngleSharp on that element alone when it holds markup), the rest read off the connection undecoded",
                     url => (dotnet, [samples, "scraper", "--loop", name, "--quiet", .. common(url)]));
             case "threadpool":
-                return new ClientSpec(name, "plain HttpClient on the thread pool, SemaphoreSlim, AngleSharp (`client threadpool` in this harness)",
+                return new ClientSpec(name, "plain HttpClient on the thread pool, SemaphoreSlim, each whole page as one string parsed by AngleSharp (the demo's old way; `client threadpool` in this harness)",
                     url => (dotnet, [self, "client", "threadpool", .. common(url)]));
-            case "aiohttp":
+            case "aiohttp" or "aiohttp-stream":
                 string? python = FindPythonWith("import aiohttp, uvloop");
                 if (python is null)
                 {
-                    notes.Add("aiohttp: not measured, no python3 that imports both aiohttp and uvloop (apt-get install -y python3-aiohttp python3-uvloop).");
+                    notes.Add($"{name}: not measured, no python3 that imports both aiohttp and uvloop (apt-get install -y python3-aiohttp python3-uvloop).");
                     return null;
                 }
 
                 string script = Path.Combine(repo, "benchmarks", "scraper", "aiohttp_scraper.py");
                 string versions = Capture(python, "-c", "import sys, aiohttp, uvloop; print(f'Python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, uvloop {uvloop.__version__}')");
-                return new ClientSpec(name, $"{versions}: `benchmarks/scraper/aiohttp_scraper.py` (asyncio.Semaphore, html.parser for the <h1>)",
-                    url => (python, [script, "--quiet", .. common(url)]));
+                bool stream = name == "aiohttp-stream";
+                return new ClientSpec(name, stream
+                        ? $"{versions}: `benchmarks/scraper/aiohttp_scraper.py --stream` (asyncio.Semaphore; each body read chunk by chunk, decoded incrementally and fed to html.parser only until its first </h1>, the rest read and dropped: the demo's approach in Python, for a like-for-like comparison; not the issue's baseline)"
+                        : $"{versions}: `benchmarks/scraper/aiohttp_scraper.py` (asyncio.Semaphore, `response.text()`, each whole page fed to the standard library's html.parser for the <h1>: the baseline the goal is set against)",
+                    url => (python, [script, "--quiet", .. (stream ? ["--stream"] : Array.Empty<string>()), .. common(url)]));
             default:
-                throw new ArgumentException($"Unknown client '{name}' (managed, libuv, threadpool, aiohttp).");
+                throw new ArgumentException($"Unknown client '{name}' (managed, libuv, threadpool, aiohttp, aiohttp-stream).");
         }
     }
 
-    private static async Task<Process?> StartSiteAsync(string samples, string loop, int port, bool pin, List<string> notes)
+    private static async Task<Process?> StartSiteAsync(string samples, string loop, int port, int pageSize, bool pin, List<string> notes)
     {
-        Process process = Start(DotnetHost(), [samples, "site", "--loop", loop, "--host", Host, "--port", Str(port), "--latency-ms", "0"], pin ? "0" : null, DotnetRuntimeSettings);
+        Process process = Start(DotnetHost(), [samples, "site", "--loop", loop, "--host", Host, "--port", Str(port), "--latency-ms", "0", "--page-size", Str(pageSize)], pin ? "0" : null, DotnetRuntimeSettings);
         Task<string?> firstLine = process.StandardOutput.ReadLineAsync();
         await Task.WhenAny(firstLine, Task.Delay(TimeSpan.FromSeconds(30)));
         string? line = firstLine.IsCompleted ? await firstLine : null;
@@ -265,7 +281,7 @@ internal static partial class Orchestrator
     [GeneratedRegex(@"Fetched (?<fetched>\d+) pages in (?<seconds>[\d.]+) sec \((?<rate>[\d.]+) pages/s\)")]
     private static partial Regex FetchedLine();
 
-    private static string Markdown(Dictionary<string, List<ClientRun>> runs, List<ClientSpec> specs, List<string> notes, Options options, bool pinned, string loadBefore, string pageSize)
+    private static string Markdown(List<SizeRun> sizes, List<ClientSpec> specs, List<string> notes, Options options, bool pinned, string loadBefore)
     {
         CultureInfo inv = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -282,46 +298,55 @@ internal static partial class Orchestrator
         string rounds = options.Runs == 1
             ? "One round (no spread to judge a difference by)."
             : $"Each figure is the median of {options.Runs} rounds; every round runs every client once, in an order that rotates from round to round.";
-        md.AppendLine(inv, $"Each client fetches {options.Pages:N0} episode pages (`/1` ... `/{options.Pages}`) from the local stand-in podcast site at zero latency (`EventLoop.Samples site --loop {options.SiteLoop}`), {options.Concurrency} at a time over keep-alive HTTP/1.1 connections, takes each page's `<h1>`, and collects the titles in page order. {options.Warmup:N0} other pages are fetched first, unmeasured, by every client; before the first round the harness itself fetches {Math.Max(options.Warmup, 2000):N0}, so that no client meets a site still compiling its code. {rounds} {pinning}");
+        md.AppendLine(inv, $"Each client fetches {options.Pages:N0} episode pages (`/1` ... `/{options.Pages}`) from the local stand-in podcast site at zero latency (`EventLoop.Samples site --loop {options.SiteLoop} --page-size N`), {options.Concurrency} at a time over keep-alive HTTP/1.1 connections, takes each page's `<h1>`, and collects the titles in page order. {options.Warmup:N0} other pages are fetched first, unmeasured, by every client; before the first round at each size the harness itself fetches {Math.Max(options.Warmup, 2000):N0}, so that no client meets a site still compiling its code. {rounds} {pinning}");
         md.AppendLine();
-        md.AppendLine(inv, $"**Page size: {pageSize} of HTML per page** (pages `/1`, `/{Math.Max(1, options.Pages / 2)}` and `/{options.Pages}` as served in this run; the site has no page-size option, so this is the only size measured here). Pages this small make the benchmark mostly about per-request overhead (HTTP framing, connection handling, scheduling), not about moving bytes.");
+        md.AppendLine("Page sizes: `--page-size 0` is the small classic page (about 550 bytes: per-request overhead, not bytes); 20,000 and 80,000 are real-sized episode pages (`samples/EventLoop.Samples/Demos/EpisodePage.cs`: a large `<head>` with inline CSS, JSON-LD and scripts, a header and navigation, the `<h1>` about 22% into the page, then show notes, links and a transcript; about 1,650 start tags at 80 KB, entities, some non-ASCII text, decoy `<h1>`s in a comment and a script string).");
         if (options.Quick)
         {
             md.AppendLine();
             md.AppendLine("**Quick (smoke) run**: too short for figures worth quoting.");
         }
 
-        md.AppendLine();
-        md.AppendLine("| client | pages/s | rounds' range | vs aiohttp on uvloop | client CPU µs/page (range) | site CPU µs/page | client core: client / others / idle | site core: site / others / idle |");
-        md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        double[] Rates(string name) => runs.TryGetValue(name, out List<ClientRun>? list) ? list.Select(r => r.PagesPerSecond).ToArray() : [];
-        double? baseline = Stats.Median(Rates(Baseline).Select(r => (double?)r)) is > 0 and var b ? b : null;
-        foreach (ClientSpec spec in specs)
+        foreach (SizeRun sizeRun in sizes)
         {
-            List<ClientRun> list = runs[spec.Name];
-            double median = Stats.Median(list.Select(r => (double?)r.PagesPerSecond)) ?? 0;
-            string ratio = "";
-            if (baseline is { } bl && median > 0)
+            Dictionary<string, List<ClientRun>> runs = sizeRun.Runs;
+            md.AppendLine();
+            md.AppendLine(inv, $"### `--page-size {sizeRun.Size}`: {sizeRun.Served} of HTML per page");
+            md.AppendLine();
+            md.AppendLine("| client | pages/s | rounds' range | vs aiohttp on uvloop | client CPU µs/page (range) | aiohttp's CPU per page / this one's | site CPU µs/page | client core: client / others / idle | site core: site / others / idle |");
+            md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            double[] Rates(string name) => runs.TryGetValue(name, out List<ClientRun>? list) ? list.Select(r => r.PagesPerSecond).ToArray() : [];
+            double? baseline = Stats.Median(Rates(Baseline).Select(r => (double?)r)) is > 0 and var b ? b : null;
+            double? baselineCpu = runs.TryGetValue(Baseline, out List<ClientRun>? baseRuns) ? Stats.Median(baseRuns.Select(r => r.ClientMicrosPerPage)) : null;
+            foreach (ClientSpec spec in specs)
             {
-                ratio = (median / bl).ToString("0.00x", inv);
-                ratio = spec.Name != Baseline && Stats.DifferBeyondSpread(Rates(spec.Name), Rates(Baseline)) ? $"**{ratio}**" : ratio;
-            }
+                List<ClientRun> list = runs[spec.Name];
+                double median = Stats.Median(list.Select(r => (double?)r.PagesPerSecond)) ?? 0;
+                string ratio = "";
+                if (baseline is { } bl && median > 0)
+                {
+                    ratio = (median / bl).ToString("0.00x", inv);
+                    ratio = spec.Name != Baseline && Stats.DifferBeyondSpread(Rates(spec.Name), Rates(Baseline)) ? $"**{ratio}**" : ratio;
+                }
 
-            double?[] clientCpu = list.Select(r => r.ClientMicrosPerPage).ToArray();
-            string cpu = Stats.Median(clientCpu) is { } us
-                ? clientCpu.All(c => c is not null) && list.Count > 1 ? string.Create(inv, $"{us:N0} ({clientCpu.Min():N0}–{clientCpu.Max():N0})") : us.ToString("N0", inv)
-                : "n/a";
-            string site = Stats.Median(list.Select(r => r.SiteMicrosPerPage)) is { } siteUs ? siteUs.ToString("N0", inv) : "n/a";
-            string clientCore = CoreSplit.Median(list.Select(r => r.ClientCore(pinned ? ClientCore : null)))?.Format() ?? "n/a";
-            string siteCore = CoreSplit.Median(list.Select(r => r.SiteCore(pinned ? SiteCore : null)))?.Format() ?? "n/a";
-            string note = string.Join("; ", list.Select(r => r.Note).OfType<string>().Distinct()) is { Length: > 0 } n ? $" ({n})" : "";
-            md.AppendLine(inv, $"| {spec.Name}{note} | {median:N0} | {list.Min(r => r.PagesPerSecond):N0}–{list.Max(r => r.PagesPerSecond):N0} | {ratio} | {cpu} | {site} | {clientCore} | {siteCore} |");
+                double?[] clientCpu = list.Select(r => r.ClientMicrosPerPage).ToArray();
+                string cpu = Stats.Median(clientCpu) is { } us
+                    ? clientCpu.All(c => c is not null) && list.Count > 1 ? string.Create(inv, $"{us:N0} ({clientCpu.Min():N0}–{clientCpu.Max():N0})") : us.ToString("N0", inv)
+                    : "n/a";
+                string cpuRatio = Stats.Median(clientCpu) is > 0 and var mine && baselineCpu is { } theirs ? (theirs / mine).ToString("0.00x", inv) : "";
+                string site = Stats.Median(list.Select(r => r.SiteMicrosPerPage)) is { } siteUs ? siteUs.ToString("N0", inv) : "n/a";
+                string clientCore = CoreSplit.Median(list.Select(r => r.ClientCore(pinned ? ClientCore : null)))?.Format() ?? "n/a";
+                string siteCore = CoreSplit.Median(list.Select(r => r.SiteCore(pinned ? SiteCore : null)))?.Format() ?? "n/a";
+                string note = string.Join("; ", list.Select(r => r.Note).OfType<string>().Distinct()) is { Length: > 0 } n ? $" ({n})" : "";
+                md.AppendLine(inv, $"| {spec.Name}{note} | {median:N0} | {list.Min(r => r.PagesPerSecond):N0}–{list.Max(r => r.PagesPerSecond):N0} | {ratio} | {cpu} | {cpuRatio} | {site} | {clientCore} | {siteCore} |");
+            }
         }
 
         AppendBullets(md, "How to read it:",
         [
             "**pages/s**: as each client reports it for its measured part; **rounds' range**: its slowest and fastest round.",
             "**vs aiohttp on uvloop**: the ratio of medians; **bold** only where every round of the one beat every round of the other (the ranges do not overlap), so a plain ratio is within the round-to-round spread.",
+            "**aiohttp's CPU per page / this one's**: aiohttp's median client CPU µs/page over this client's: how many times less CPU this client spends on a page. On a shared, loaded machine this is the steadier figure (pages/s depends on how much of its core the client got).",
             "**client / site CPU µs/page**: each process's CPU time (utime + stime, `/proc/<pid>/stat`, sampled every 10 ms) over the client's measured part, per page. The part's end is when the client's last line arrived and its length is pages / (pages/s), so each figure is good to a sample or a 10 ms tick, a few per cent of a run this short.",
             "**client core, site core**: how each pinned process's core spent that part, as shares of wall-clock time: the process itself, **others** (time the hypervisor stole, other processes on the shared machine, interrupts) and **idle**, each the median of its rounds (so the three need not add up to exactly 100%). A site core with no idle time means the site, not the client, set the pace.",
         ]);

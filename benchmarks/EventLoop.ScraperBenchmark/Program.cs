@@ -1,7 +1,7 @@
 using System.Globalization;
 using EventLoop.ScraperBenchmark;
 
-// The scraper benchmark (issue 5). Two roles in one program:
+// The scraper benchmark (issue 5; page sizes, issue 11). Two roles in one program:
 //   run     (default) the orchestrator: starts the local podcast site (`EventLoop.Samples site`) pinned to
 //           core 0, runs each scraper client pinned to core 1 against it in rounds, and writes
 //           benchmarks/results/scraper.md: median pages/s with the rounds' range, CPU time per page of client
@@ -41,13 +41,15 @@ namespace EventLoop.ScraperBenchmark
     {
         public const string Usage = """
             Usage: EventLoop.ScraperBenchmark [run] [options]
-              --clients LIST      comma-separated: managed,libuv,threadpool,aiohttp (default: all that are available)
+              --clients LIST      comma-separated: managed,libuv,threadpool,aiohttp,aiohttp-stream (default: all that are available)
               --pages N           pages per measured run (default 5000)
               --concurrency N     pages fetched at once (default 32)
               --warmup N          pages fetched first, unmeasured, by every client (default 500)
               --runs N            measured rounds; each round runs every client once, in rotating order, and the
                                   report gives each client's median and range (default 3; --rounds is the same)
               --site-loop NAME    the loop the site runs on: managed|libuv (default libuv)
+              --page-size LIST    comma-separated page sizes in bytes, each measured in turn with a site of its own;
+                                  0 is the small classic page (default 0,20000,80000)
               --quick             1500 pages, 500 warm-up, 1 run (a smoke run)
               --out DIR           results folder (default benchmarks/results under the repository)
               --no-pin            do not pin with taskset (site on core 0, client on core 1)
@@ -55,12 +57,13 @@ namespace EventLoop.ScraperBenchmark
               client threadpool --base-url URL --first N --count N --concurrency N [--warmup N]
             """;
 
-        public string[] Clients { get; init; } = ["managed", "libuv", "threadpool", "aiohttp"];
+        public string[] Clients { get; init; } = ["managed", "libuv", "threadpool", "aiohttp", "aiohttp-stream"];
         public int Pages { get; init; } = 5000;
         public int Concurrency { get; init; } = 32;
         public int Warmup { get; init; } = 500;
         public int Runs { get; init; } = 3;
         public string SiteLoop { get; init; } = "libuv";
+        public int[] PageSizes { get; init; } = [0, 20_000, 80_000];
         public bool Pin { get; init; } = true;
         public bool Quick { get; init; }
         public string? OutDir { get; init; }
@@ -79,6 +82,7 @@ namespace EventLoop.ScraperBenchmark
                     case "--warmup": o = o with { Warmup = Int(Next()) }; break;
                     case "--runs" or "--rounds": o = o with { Runs = Int(Next()) }; break;
                     case "--site-loop": o = o with { SiteLoop = Next() }; break;
+                    case "--page-size" or "--page-sizes": o = o with { PageSizes = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Int).ToArray() }; break;
                     case "--quick": o = o with { Pages = 1500, Warmup = 500, Runs = 1, Quick = true }; break;
                     case "--no-pin": o = o with { Pin = false }; break;
                     case "--out": o = o with { OutDir = Next() }; break;
@@ -86,9 +90,9 @@ namespace EventLoop.ScraperBenchmark
                 }
             }
 
-            if (o.Pages <= 0 || o.Concurrency <= 0 || o.Warmup < 0 || o.Runs <= 0)
+            if (o.Pages <= 0 || o.Concurrency <= 0 || o.Warmup < 0 || o.Runs <= 0 || o.PageSizes.Length == 0 || o.PageSizes.Any(size => size < 0))
             {
-                throw new ArgumentException("--pages, --concurrency and --runs must be positive, --warmup not negative.");
+                throw new ArgumentException("--pages, --concurrency and --runs must be positive, --warmup and every --page-size not negative.");
             }
 
             if (o.SiteLoop is not ("managed" or "libuv"))

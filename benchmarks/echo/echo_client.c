@@ -7,6 +7,10 @@
  * pseudo-random buffer that slides by one byte per message, and its first bytes stamp the message number and
  * the connection, so a stale, reordered or cross-connection reply shows up as mismatched bytes.
  *
+ * With --messages-per-connection K, a connection is closed after its K-th echo and a new one opened in its place
+ * (a blocking connect, which on loopback returns as soon as the kernel has completed the handshake), so the run
+ * measures accepting as much as echoing: with K = 1 every message is a new connection.
+ *
  * After --warmup seconds it measures for --duration seconds: messages completed in that window, the window's
  * length, connection errors, mismatched bytes, its own CPU time (getrusage) and, with --server-pid, the
  * server's CPU time (utime and stime from /proc/<pid>/stat) over exactly the same window. It prints one line:
@@ -53,11 +57,14 @@ struct conn {
     size_t sent, received;      /* bytes of the message in flight */
     size_t offset;              /* where the message's window starts in pattern */
     size_t header_len;          /* min(HEADER_BYTES, size) */
+    uint64_t on_this_socket;    /* messages completed on the current socket (for --messages-per-connection) */
     unsigned char header[HEADER_BYTES];
     unsigned char *pattern;     /* size + WINDOW_SLIDE pseudo-random bytes, one buffer per connection */
 };
 
 static size_t size;
+static const char *host = "127.0.0.1", *port = NULL;
+static uint64_t per_connection; /* --messages-per-connection: 0 keeps every connection for the whole run */
 static uint64_t completed;      /* messages completed, all connections */
 static uint64_t mismatched;     /* bytes that differed from what was sent */
 static int errors;
@@ -66,7 +73,7 @@ static void usage(const char *why)
 {
     fprintf(stderr, "echo_client: %s\n"
         "usage: echo_client --port N [--host 127.0.0.1] [--connections 32] [--size 1024]\n"
-        "                   [--duration 5] [--warmup 3] [--server-pid PID]\n", why);
+        "                   [--duration 5] [--warmup 3] [--server-pid PID] [--messages-per-connection K]\n", why);
     exit(2);
 }
 
@@ -268,6 +275,8 @@ static void pump_send(struct conn *c, int epoll_fd)
     }
 }
 
+static void reconnect(struct conn *c, int epoll_fd);
+
 /* Reads what has arrived (never past the end of the message in flight), checks it, and starts the next
  * message when the whole echo is back. Level-triggered: whatever is left is reported again. */
 static void pump_receive(struct conn *c, int epoll_fd, unsigned char *buffer)
@@ -284,6 +293,10 @@ static void pump_receive(struct conn *c, int epoll_fd, unsigned char *buffer)
             if (c->received == size) {
                 completed++;
                 c->seq++;
+                if (per_connection > 0 && ++c->on_this_socket >= per_connection) {
+                    reconnect(c, epoll_fd); /* with --messages-per-connection: a new connection for the next message */
+                    return;
+                }
                 next_message(c);
                 pump_send(c, epoll_fd);
             }
@@ -327,9 +340,22 @@ static int connect_to(const char *host, const char *port)
     return fd;
 }
 
+/* Closes the connection and opens a new one in its place, which goes on with the next message. */
+static void reconnect(struct conn *c, int epoll_fd)
+{
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = connect_to(host, port);
+    c->want_out = 0;
+    c->on_this_socket = 0;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+    epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->fd, &ev);
+    next_message(c);
+    pump_send(c, epoll_fd);
+}
+
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *port = NULL;
     int connections = 32;
     double duration = 5, warmup = 3;
     long server_pid = 0;
@@ -349,6 +375,7 @@ int main(int argc, char **argv)
         else if (strcmp(name, "--duration") == 0) duration = parse_number(name, value, 0.001);
         else if (strcmp(name, "--warmup") == 0) warmup = parse_number(name, value, 0);
         else if (strcmp(name, "--server-pid") == 0) server_pid = (long)parse_number(name, value, 1);
+        else if (strcmp(name, "--messages-per-connection") == 0) per_connection = (uint64_t)parse_number(name, value, 0);
         else {
             char message[128];
             snprintf(message, sizeof message, "unknown option '%s'", name);

@@ -1,11 +1,13 @@
 """TCP echo server on uvloop (asyncio protocols), for the echo benchmark.
 
-Usage: python3 uvloop_echo.py --host 127.0.0.1 --port N
-Prints one line naming the address, then serves until killed.
+Usage: python3 uvloop_echo.py --host 127.0.0.1 --port N [--certfile PEM]
+Prints one line naming the address, then serves until killed. With --certfile (a PEM file holding the
+certificate and its key) it serves TLS, through asyncio's ssl= (uvloop's own SSL protocol over OpenSSL).
 """
 import argparse
 import asyncio
 import socket
+import ssl
 
 import uvloop
 
@@ -24,11 +26,16 @@ class EchoProtocol(asyncio.Protocol):
         self.transport.close()
 
 
-async def main(host, port):
+async def main(host, port, certfile=None):
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(EchoProtocol, host, port, backlog=512, reuse_address=True)
+    context = None
+    if certfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certfile)
+    server = await loop.create_server(EchoProtocol, host, port, backlog=512, reuse_address=True, ssl=context)
     address = server.sockets[0].getsockname()
-    print(f"uvloop echo server listening on {address[0]}:{address[1]}", flush=True)
+    kind = "TLS echo" if context else "echo"
+    print(f"uvloop {kind} server listening on {address[0]}:{address[1]}", flush=True)
     async with server:
         await server.serve_forever()
 
@@ -37,9 +44,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=25000)
+    parser.add_argument("--certfile")
     args = parser.parse_args()
     if hasattr(uvloop, "run"):  # uvloop >= 0.18
-        uvloop.run(main(args.host, args.port))
+        uvloop.run(main(args.host, args.port, args.certfile))
     else:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        asyncio.run(main(args.host, args.port))
+        asyncio.run(main(args.host, args.port, args.certfile))

@@ -91,6 +91,7 @@ public abstract partial class Loop
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     private void MoveInjectedSlow()
     {
         // Bounded by what one iteration runs, so a flood of posts waits in the inject queue instead of piling
@@ -220,6 +221,7 @@ public abstract partial class Loop
             }
         }
 
+        RestoreLoopContextIfChanged();
     }
 
     private void RunReadyBatchDebug(int budget)
@@ -240,6 +242,7 @@ public abstract partial class Loop
             {
                 name = DescribeCallback(entry.Callback, entry.State);
                 Invoke(entry.Callback, entry.State);
+                TrackResumedTask(entry.State); // for GetPendingTasks
             }
             catch (Exception ex)
             {
@@ -254,6 +257,7 @@ public abstract partial class Loop
             }
         }
 
+        RestoreLoopContextIfChanged();
     }
 
     private static string DescribeCallback(object callback, object? state) => callback switch
@@ -328,6 +332,29 @@ public abstract partial class Loop
         }
     }
 
+    /// <summary>
+    /// Puts the loop's own <see cref="ExecutionContext"/> back if a callback left another on the thread. Callbacks that
+    /// carry a context restore the loop's after themselves, and await continuations run in their own; this catches a
+    /// state-passing callback (which carries none) that set an AsyncLocal, once per batch rather than per callback: a
+    /// thread-static read per callback would cost the hot path a tenth of its time.
+    /// </summary>
+    private void RestoreLoopContextIfChanged()
+    {
+        if (!ReferenceEquals(ExecutionContext.Capture(), _loopContext))
+        {
+            RestoreLoopContext();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void RestoreLoopContext()
+    {
+        if (_loopContext is not null)
+        {
+            ExecutionContext.Restore(_loopContext);
+        }
+    }
+
     // ---------------------------------------------------------------- entry points for the context, scheduler and primitives
 
     /// <summary>Queues work from any thread: straight to the ready queue on the loop thread, else injected with a wake-up.</summary>
@@ -384,6 +411,15 @@ public abstract partial class Loop
         _inject.Enqueue(callback, state);
         WakeIfSleeping();
         return _state < (int)LoopState.Closing || !TakeBackAfterClose(callback);
+    }
+
+    /// <summary>As <see cref="TryInject(object, object?)"/> for a callback item, which is its own queue node: one pooled object per post.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TryInject(CallbackItem item)
+    {
+        _inject.Enqueue(item);
+        WakeIfSleeping();
+        return _state < (int)LoopState.Closing || !TakeBackAfterClose(item);
     }
 
     /// <summary>Returns true if <paramref name="own"/> was among the posts taken back (the others are refused here).</summary>
@@ -452,9 +488,9 @@ public abstract partial class Loop
 
     internal void EnqueueReady(LoopWorkItem item) => _ready.Enqueue(item, null);
 
-    private LoopHandle AddTimer<TState>(long due, Action<TState> callback, TState state)
+    private LoopHandle AddTimer<TState>(long due, Action<TState> callback, TState state, ExecutionContext? context)
     {
-        CallbackItem item = RentItem(callback, state);
+        CallbackItem item = RentItem(callback, state, context);
         int version = item.Version;
         _timers.Add(due, item, version);
         OnTimersChanged();
@@ -462,14 +498,13 @@ public abstract partial class Loop
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static CallbackItem RentItem<TState>(Action<TState> callback, TState state)
+    private static CallbackItem RentItem<TState>(Action<TState> callback, TState state, ExecutionContext? context)
     {
-        if (!typeof(TState).IsValueType)
-        {
-            return ObjectCallbackItem.Rent(callback, Unsafe.As<TState, object?>(ref state));
-        }
-
-        return CallbackItem<TState>.Rent(callback, state);
+        CallbackItem item = !typeof(TState).IsValueType
+            ? ObjectCallbackItem.Rent(callback, Unsafe.As<TState, object?>(ref state))
+            : CallbackItem<TState>.Rent(callback, state);
+        item.Context = context;
+        return item;
     }
 
     /// <summary>Called after a timer was added on the loop thread; the libuv backend re-arms its timer.</summary>

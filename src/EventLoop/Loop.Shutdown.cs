@@ -20,7 +20,7 @@ public abstract partial class Loop
     /// <item>Close every resource (listeners, connections, connects in flight), then run their completions,
     /// waiting (bounded) for I/O that still owes one. Posts from other threads that arrive meanwhile run.</item>
     /// <item>Stop taking posts from other threads (<see cref="CallSoonThreadSafe(Action)"/> throws from now on)
-    /// and run every post already made: a post either runs or is refused, never lost (see <see cref="TryInject"/>).</item>
+    /// and run every post already made: a post either runs or is refused, never lost (see <see cref="TryInject(object, object?)"/>).</item>
     /// <item>Count what is still open (the leak check), close the backend and every native handle.</item>
     /// </list>
     /// </remarks>

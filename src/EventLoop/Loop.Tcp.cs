@@ -37,6 +37,24 @@ public abstract partial class Loop
         return ConnectTcpCoreAsync(endpoint, options?.Validate() ?? TcpOptions.Default, cancellationToken);
     }
 
+    /// <summary>
+    /// Makes a connection on this loop of a TCP socket accepted elsewhere (a <see cref="LoopGroup"/> handing connections
+    /// from its accepting thread to its loops). Loop thread only. The loop owns the socket from the call on, and closes
+    /// it if this throws.
+    /// </summary>
+    internal Connection AdoptAcceptedTcpSocket(System.Net.Sockets.Socket socket, TcpOptions options)
+    {
+        CheckLoopThread();
+        return AdoptAcceptedTcpSocketCore(socket, options);
+    }
+
+    /// <summary>The policy's adoption of an accepted socket; by default the socket transport wraps it.</summary>
+    private protected virtual Connection AdoptAcceptedTcpSocketCore(System.Net.Sockets.Socket socket, TcpOptions options)
+    {
+        OpenSocketCount++;
+        return Transports.Sockets.SocketConnection.Open(this, socket, options);
+    }
+
     private Internal.PinnedBlockPool? _memoryPool;
 
     /// <summary>

@@ -52,6 +52,7 @@ public abstract partial class Loop : IDisposable
     private ShutdownNode? _shutdownHead;
     private Action<LoopExceptionContext>? _exceptionHandler;
     private bool _resourcesClosed;
+    private ExecutionContext? _loopContext; // what callbacks run in unless they captured another (see CaptureContext)
 
     private enum LoopState
     {
@@ -74,6 +75,7 @@ public abstract partial class Loop : IDisposable
         _ownerThreadId = Environment.CurrentManagedThreadId;
         _context = new LoopSynchronizationContext(this);
         _scheduler = new LoopTaskScheduler(this);
+        _loopContext = ExecutionContext.Capture();
     }
 
     // ---------------------------------------------------------------- the loop's identity
@@ -195,17 +197,36 @@ public abstract partial class Loop : IDisposable
 
     // ---------------------------------------------------------------- scheduling
 
-    /// <summary>Schedules <paramref name="callback"/> to run on the loop soon, after what is already ready (FIFO).</summary>
+    // Two kinds of overload, by design (measured, see the README's benchmark notes): the Action overloads capture the
+    // caller's ExecutionContext, so AsyncLocal values flow into the callback as asyncio's contextvars do; the
+    // state-passing <TState> overloads are the explicit no-capture, allocation-free path, as ThreadPool's
+    // UnsafeQueueUserWorkItem is: reading the context costs a thread-static access per call (~2 ns here), which is a
+    // tenth of the CallSoon hot path, so they do not pay it.
+
+    /// <summary>
+    /// Schedules <paramref name="callback"/> to run on the loop soon, after what is already ready (FIFO), in the caller's
+    /// <see cref="ExecutionContext"/>: <see cref="AsyncLocal{T}"/> values set by the caller are seen by the callback, as
+    /// asyncio's contextvars are, and what the callback sets there does not outlive it.
+    /// </summary>
+    /// <remarks>
+    /// Every <c>Action</c> overload (<see cref="CallLater(TimeSpan, Action)"/>, <see cref="CallAt(TimeSpan, Action)"/>,
+    /// <see cref="CallSoonThreadSafe(Action)"/>) captures the context the same way; nothing is captured, and nothing
+    /// pooled, when it is the loop's own (no AsyncLocal set). The state-passing overloads, such as
+    /// <see cref="CallSoon{TState}(Action{TState}, TState)"/>, capture nothing: pass what the callback needs as state.
+    /// </remarks>
     /// <returns>A handle that can cancel the callback before it runs.</returns>
     public LoopHandle CallSoon(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        return CallSoon(ActionInvoker.Invoke, callback);
+        CheckLoopThread();
+        return CallSoonCapturing(callback, CaptureContext());
     }
 
     /// <summary>
-    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run on the loop soon. Use a static
-    /// lambda and pass what it needs as state: this overload allocates nothing in steady state.
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) to run on the loop soon: the hot path. Use a static
+    /// lambda and pass what it needs as state: this overload allocates nothing in steady state. It does not capture the
+    /// caller's <see cref="ExecutionContext"/> (the callback runs in the loop's own, and sees no AsyncLocal value of the
+    /// caller's); <see cref="CallSoon(Action)"/> does.
     /// </summary>
     public LoopHandle CallSoon<TState>(Action<TState> callback, TState state)
     {
@@ -220,23 +241,57 @@ public abstract partial class Loop : IDisposable
             return new LoopHandle(this, index);
         }
 
-        CallbackItem item = RentItem(callback, state);
+        CallbackItem item = RentItem(callback, state, null);
         int version = item.Version;
         _ready.Enqueue(item, null);
         return new LoopHandle(this, item, version, isTimer: false);
     }
 
-    /// <summary>Schedules <paramref name="callback"/> to run after <paramref name="delay"/> (asyncio's <c>call_later</c>).</summary>
+    // CallSoon(Action): the hot path's code again rather than a shared helper, so the JIT compiles CallSoon<TState>
+    // (shared generic code) exactly as before: an inlined helper taking the context added a write-barrier call to it.
+    private LoopHandle CallSoonCapturing(Action callback, ExecutionContext? context)
+    {
+        if (context is null)
+        {
+            long index = _ready.NextIndex;
+            _ready.Enqueue(ActionInvoker.Invoke, callback);
+            return new LoopHandle(this, index);
+        }
+
+        CallbackItem item = RentItem(ActionInvoker.Invoke, callback, context);
+        int version = item.Version;
+        _ready.Enqueue(item, null);
+        return new LoopHandle(this, item, version, isTimer: false);
+    }
+
+    /// <summary>
+    /// The caller's <see cref="ExecutionContext"/> when a callback must carry it: null when it is the loop's own (a
+    /// callback runs in that anyway) or flow is suppressed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ExecutionContext? CaptureContext()
+    {
+        ExecutionContext? context = ExecutionContext.Capture();
+        return ReferenceEquals(context, _loopContext) ? null : context;
+    }
+
+    /// <summary>Schedules <paramref name="callback"/> to run after <paramref name="delay"/> (asyncio's <c>call_later</c>), in the caller's <see cref="ExecutionContext"/> (see <see cref="CallSoon(Action)"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
     public LoopHandle CallLater(TimeSpan delay, Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        return CallLater(delay, ActionInvoker.Invoke, callback);
+        return CallLaterCore(delay, ActionInvoker.Invoke, callback, capture: true);
     }
 
-    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) after <paramref name="delay"/>, allocating nothing in steady state.</summary>
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) after <paramref name="delay"/>, allocating nothing in
+    /// steady state; captures no <see cref="ExecutionContext"/> (see <see cref="CallSoon{TState}(Action{TState}, TState)"/>).
+    /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
-    public LoopHandle CallLater<TState>(TimeSpan delay, Action<TState> callback, TState state)
+    public LoopHandle CallLater<TState>(TimeSpan delay, Action<TState> callback, TState state) =>
+        CallLaterCore(delay, callback, state, capture: false);
+
+    private LoopHandle CallLaterCore<TState>(TimeSpan delay, Action<TState> callback, TState state, bool capture)
     {
         if (delay < TimeSpan.Zero)
         {
@@ -248,45 +303,64 @@ public abstract partial class Loop : IDisposable
         long now = GetTimestamp();
         long delta = TimeToTimestamp(delay);
         long due = delta >= long.MaxValue - now ? long.MaxValue : now + delta; // clamp overflow
-        return AddTimer(due, callback, state);
+        return AddTimer(due, callback, state, capture ? CaptureContext() : null);
     }
 
-    /// <summary>Schedules <paramref name="callback"/> at loop time <paramref name="when"/> (see <see cref="Time"/>); a time in the past runs it at the next iteration.</summary>
+    /// <summary>
+    /// Schedules <paramref name="callback"/> at loop time <paramref name="when"/> (see <see cref="Time"/>), in the caller's
+    /// <see cref="ExecutionContext"/> (see <see cref="CallSoon(Action)"/>); a time in the past runs it at the next iteration.
+    /// </summary>
     public LoopHandle CallAt(TimeSpan when, Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        return CallAt(when, ActionInvoker.Invoke, callback);
+        CheckLoopThread();
+        return AddTimer(TimeToTimestamp(when), ActionInvoker.Invoke, callback, CaptureContext());
     }
 
-    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) at loop time <paramref name="when"/>, allocating nothing in steady state.</summary>
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) at loop time <paramref name="when"/>, allocating
+    /// nothing in steady state; captures no <see cref="ExecutionContext"/> (see <see cref="CallSoon{TState}(Action{TState}, TState)"/>).
+    /// </summary>
     public LoopHandle CallAt<TState>(TimeSpan when, Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
         CheckLoopThread();
-        return AddTimer(TimeToTimestamp(when), callback, state);
+        return AddTimer(TimeToTimestamp(when), callback, state, null);
     }
 
     /// <summary>
-    /// Schedules <paramref name="callback"/> on the loop from any thread (asyncio's <c>call_soon_threadsafe</c>).
-    /// Posts from many threads are kept in order per thread and wake the loop once.
+    /// Schedules <paramref name="callback"/> on the loop from any thread (asyncio's <c>call_soon_threadsafe</c>), in the
+    /// caller's <see cref="ExecutionContext"/> (see <see cref="CallSoon(Action)"/>). Posts from many threads are kept in
+    /// order per thread and wake the loop once.
     /// </summary>
     /// <exception cref="InvalidOperationException">The loop is closed.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     public LoopHandle CallSoonThreadSafe(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
-        return CallSoonThreadSafe(ActionInvoker.Invoke, callback);
+        return CallSoonThreadSafeCore(ActionInvoker.Invoke, callback, CaptureContext());
     }
 
-    /// <summary>Schedules <paramref name="callback"/>(<paramref name="state"/>) on the loop from any thread.</summary>
+    /// <summary>
+    /// Schedules <paramref name="callback"/>(<paramref name="state"/>) on the loop from any thread; captures no
+    /// <see cref="ExecutionContext"/> (see <see cref="CallSoon{TState}(Action{TState}, TState)"/>).
+    /// </summary>
     /// <remarks>
     /// A post either runs or is refused, never lost: once the loop has started its last shutdown step, posts
     /// from other threads are refused with an <see cref="InvalidOperationException"/>; posts made before run,
     /// even while the loop shuts down.
     /// </remarks>
     /// <exception cref="InvalidOperationException">The loop is closed, or closing and no longer takes posts from other threads.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     public LoopHandle CallSoonThreadSafe<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        return CallSoonThreadSafeCore(callback, state, null);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
+    private LoopHandle CallSoonThreadSafeCore<TState>(Action<TState> callback, TState state, ExecutionContext? context)
+    {
         bool onLoop = IsOnLoopThread;
         int loopState = _state;
         if (loopState == (int)LoopState.Closed || (loopState == (int)LoopState.Closing && !onLoop))
@@ -294,13 +368,13 @@ public abstract partial class Loop : IDisposable
             ThrowHelper.ThrowClosed(this);
         }
 
-        CallbackItem item = RentItem(callback, state);
+        CallbackItem item = RentItem(callback, state, context);
         int version = item.Version;
         if (onLoop)
         {
             _ready.Enqueue(item, null);
         }
-        else if (!TryInject(item, null))
+        else if (!TryInject(item))
         {
             item.Discard();
             ThrowHelper.ThrowClosed(this);
@@ -319,6 +393,12 @@ public abstract partial class Loop : IDisposable
         _stopRequested = true;
         if (!IsOnLoopThread)
         {
+            // A full fence between the store above and WakeIfSleeping's read of _sleeping. The loop announces its sleep
+            // with an interlocked exchange and then reads _stopRequested (PrepareToSleep), so with fences on both sides
+            // one of the two sees the other (Dekker). A volatile store followed by a volatile load may be reordered: the
+            // store waited in this core's store buffer while both sides read the old values, and the loop slept through
+            // the stop (LoopThread's start/stop benchmark hung once in ~3,000 stops on the libuv loop).
+            Interlocked.MemoryBarrier();
             WakeIfSleeping();
         }
     }
@@ -457,6 +537,7 @@ public abstract partial class Loop : IDisposable
         }
 
         _ownerThreadId = Environment.CurrentManagedThreadId;
+        _loopContext = ExecutionContext.Capture(); // the context the loop thread runs callbacks in
         _state = (int)LoopState.Running;
         SynchronizationContext? previousContext = System.Threading.SynchronizationContext.Current;
         t_current = this;
@@ -480,6 +561,13 @@ public abstract partial class Loop : IDisposable
                 task = Task.FromException(ex);
             }
 
+            if (_runningForever)
+            {
+                RunBackend(); // until Stop() (RunForever)
+                task = Task.CompletedTask;
+            }
+
+            TrackTask(task); // for GetPendingTasks
             if (!task.IsCompleted)
             {
                 // Posted through the loop's context: main usually completes on the loop thread, and then the stop is

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using EventLoop.Managed;
 
@@ -59,6 +60,12 @@ public static class EventLoopPolicy
     /// The policy <see cref="Loop.Run(Func{Task})"/> uses: the one given to <see cref="Set"/>, else the one
     /// named by <c>EVENTLOOP_POLICY</c>, else <see cref="ManagedLoopPolicy"/>.
     /// </summary>
+    /// <exception cref="InvalidOperationException">
+    /// Nothing was set and <c>EVENTLOOP_POLICY</c> names no policy (it must be <c>managed</c> or <c>libuv</c>, or be
+    /// unset): the first <see cref="Loop.Run(Func{Task})"/> without a policy throws this, naming the variable, its
+    /// value and the valid values, rather than guess a loop. Nothing is cached, so fixing the variable (or calling
+    /// <see cref="Set"/>) takes effect at the next call.
+    /// </exception>
     public static LoopPolicy Current
     {
         get
@@ -69,7 +76,14 @@ public static class EventLoopPolicy
                 return current;
             }
 
-            LoopPolicy fromEnvironment = FromName(Environment.GetEnvironmentVariable(EnvironmentVariable));
+            string? name = Environment.GetEnvironmentVariable(EnvironmentVariable);
+            if (!TryFromName(name, out LoopPolicy? fromEnvironment))
+            {
+                throw new InvalidOperationException(
+                    $"The environment variable {EnvironmentVariable} is set to '{name}', which is not an event loop policy. " +
+                    $"Set it to 'managed' or 'libuv', or unset it for the default (managed).");
+            }
+
             return Interlocked.CompareExchange(ref s_current, fromEnvironment, null) ?? fromEnvironment;
         }
     }
@@ -78,22 +92,35 @@ public static class EventLoopPolicy
     public static void Set(LoopPolicy? policy) => Volatile.Write(ref s_current, policy);
 
     /// <summary>
-    /// The policy called <paramref name="name"/>: <c>managed</c> (or null/empty) or <c>libuv</c>.
+    /// The policy called <paramref name="name"/>: <c>managed</c> (or null/empty) or <c>libuv</c> (also <c>uv</c>);
+    /// case and surrounding spaces do not matter.
     /// </summary>
-    /// <exception cref="ArgumentException">The name is not a known policy.</exception>
+    /// <exception cref="ArgumentException">The name is not a known policy; the message lists the valid names.</exception>
     /// <exception cref="InvalidOperationException"><c>libuv</c> was named but the EventLoop.Libuv assembly is not there.</exception>
     public static LoopPolicy FromName(string? name)
+    {
+        if (!TryFromName(name, out LoopPolicy? policy))
+        {
+            // The message alone (no parameter name), so it reads as one sentence wherever the name came from.
+            throw new ArgumentException($"Unknown event loop policy '{name}'. The policies are 'managed' and 'libuv'.");
+        }
+
+        return policy;
+    }
+
+    private static bool TryFromName(string? name, [NotNullWhen(true)] out LoopPolicy? policy)
     {
         switch (name?.Trim().ToLowerInvariant())
         {
             case null or "" or "managed":
-                return new ManagedLoopPolicy();
+                policy = new ManagedLoopPolicy();
+                return true;
             case "libuv" or "uv":
-                return CreateLibuvPolicy("EventLoop.Libuv");
+                policy = CreateLibuvPolicy("EventLoop.Libuv");
+                return true;
             default:
-                throw new ArgumentException(
-                    $"Unknown event loop policy '{name}'. Use 'managed' or 'libuv' (in {EnvironmentVariable} or the --loop option).",
-                    nameof(name));
+                policy = null;
+                return false;
         }
     }
 

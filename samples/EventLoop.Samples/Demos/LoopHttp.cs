@@ -11,7 +11,10 @@ namespace EventLoop.Samples.Demos;
 internal static class LoopHttp
 {
     /// <summary>Creates a client for <paramref name="loop"/>; dispose it on the loop before the loop ends.</summary>
-    public static HttpClient CreateClient(Loop loop, TimeSpan? timeout = null)
+    /// <param name="loop">The loop whose connections carry the requests.</param>
+    /// <param name="timeout">The whole request's timeout (default 30 s).</param>
+    /// <param name="connectTimeout">How long opening a connection may take, TLS handshake included (default: as long as the request).</param>
+    public static HttpClient CreateClient(Loop loop, TimeSpan? timeout = null, TimeSpan? connectTimeout = null)
     {
         var handler = new SocketsHttpHandler
         {
@@ -19,6 +22,7 @@ internal static class LoopHttp
             PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
             UseProxy = false,
             AutomaticDecompression = DecompressionMethods.None,
+            ConnectTimeout = connectTimeout ?? Timeout.InfiniteTimeSpan,
         };
         return new HttpClient(handler) { Timeout = timeout ?? TimeSpan.FromSeconds(30) };
     }

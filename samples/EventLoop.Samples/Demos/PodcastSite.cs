@@ -11,9 +11,15 @@ namespace EventLoop.Samples.Demos;
 /// a tiny HTTP/1.1 responder (GET only, keep-alive, Content-Length) over each connection's pipes. Episode
 /// pages live at <c>/N</c> for N &gt;= 1 and carry an <c>&lt;h1&gt;Episode N: ...&lt;/h1&gt;</c>; every other
 /// path is a 404. Each page waits <see cref="Latency"/> on a loop timer before it is sent, as a slow site would.
+/// With a <see cref="PageSize"/> the pages are real-sized (<see cref="EpisodePage"/>: varied markup, the
+/// <c>&lt;h1&gt;</c> after a sizeable head and the navigation); without one (0, the default) each page is the
+/// small one the demo always served, about 550 bytes.
 /// </summary>
 internal sealed class PodcastSite : IAsyncDisposable
 {
+    /// <summary>The largest page size the site serves (<c>--page-size</c>).</summary>
+    public const int MaxPageSize = 4 * 1024 * 1024;
+
     private const int MaxHeaderBytes = 16 * 1024;
 
     private static readonly string[] Topics =
@@ -30,11 +36,16 @@ internal sealed class PodcastSite : IAsyncDisposable
     private readonly HashSet<Task> _serving = [];
     private readonly Task _accepting;
 
-    private PodcastSite(Loop loop, ConnectionListener listener, TimeSpan latency)
+    // One page is built, encoded into the connection's pipe and cleared again with no await in between, and the
+    // site runs on one loop thread: one builder serves every connection. Its chunks stay small (no 80 KB string).
+    private readonly StringBuilder _body = new();
+
+    private PodcastSite(Loop loop, ConnectionListener listener, TimeSpan latency, int pageSize)
     {
         _loop = loop;
         _listener = listener;
         Latency = latency;
+        PageSize = pageSize;
         var endpoint = (IPEndPoint)listener.LocalEndPoint;
         BaseUrl = new Uri($"http://{endpoint}");
         _accepting = AcceptLoopAsync();
@@ -46,15 +57,20 @@ internal sealed class PodcastSite : IAsyncDisposable
     /// <summary>How long each page takes to be served.</summary>
     public TimeSpan Latency { get; }
 
+    /// <summary>The episode pages' size in bytes, roughly; 0 for the small classic page.</summary>
+    public int PageSize { get; }
+
     /// <summary>Requests answered so far (pages and 404s).</summary>
     public long RequestsServed { get; private set; }
 
     /// <summary>Starts the site on <paramref name="loop"/>, listening on <paramref name="endpoint"/> (default: 127.0.0.1, a free port).</summary>
-    public static async Task<PodcastSite> StartAsync(Loop loop, TimeSpan latency, IPEndPoint? endpoint = null, CancellationToken cancellationToken = default)
+    /// <param name="pageSize">The episode pages' size in bytes (roughly; at least the small page's), or 0 for the small classic page.</param>
+    public static async Task<PodcastSite> StartAsync(Loop loop, TimeSpan latency, IPEndPoint? endpoint = null, CancellationToken cancellationToken = default, int pageSize = 0)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(latency, TimeSpan.Zero);
-        ConnectionListener listener = await loop.ListenTcpAsync(endpoint ?? new IPEndPoint(IPAddress.Loopback, 0), new TcpOptions { Backlog = 1024 }, cancellationToken);
-        return new PodcastSite(loop, listener, latency);
+        ArgumentOutOfRangeException.ThrowIfNegative(pageSize);
+        ConnectionListener listener = await SampleFailure.ListenAsync(loop, endpoint ?? new IPEndPoint(IPAddress.Loopback, 0), new TcpOptions { Backlog = 1024 }, cancellationToken);
+        return new PodcastSite(loop, listener, latency, pageSize);
     }
 
     /// <summary>The title of episode <paramref name="episode"/>, as its page's <c>&lt;h1&gt;</c> says it.</summary>
@@ -128,13 +144,20 @@ internal sealed class PodcastSite : IAsyncDisposable
                     }
 
                     input.AdvanceTo(buffer.Start);
-                    (int status, string body, bool keepAlive) = Answer(head);
+                    (int status, int episode, bool keepAlive) = Answer(head, _body);
                     if (status == 200 && Latency > TimeSpan.Zero)
                     {
                         await _loop.DelayAsync(Latency, _stopping.Token);
                     }
 
-                    WriteResponse(output, status, body, keepAlive);
+                    if (status == 200)
+                    {
+                        _body.Clear();
+                        WriteEpisode(_body, episode, PageSize);
+                    }
+
+                    WriteResponse(output, status, _body, keepAlive);
+                    _body.Clear();
                     RequestsServed++;
                     FlushResult flush = await output.FlushAsync(_stopping.Token);
                     if (!keepAlive || flush.IsCompleted)
@@ -165,8 +188,10 @@ internal sealed class PodcastSite : IAsyncDisposable
         return true;
     }
 
-    private static (int Status, string Body, bool KeepAlive) Answer(string head)
+    /// <summary>Status, episode (for a 200; its page is written later) and keep-alive; an error page's body goes to <paramref name="body"/>.</summary>
+    private static (int Status, int Episode, bool KeepAlive) Answer(string head, StringBuilder body)
     {
+        body.Clear();
         // Request line "GET /path HTTP/1.1", then "Name: value" lines; only Connection matters here.
         int lineEnd = head.IndexOf("\r\n", StringComparison.Ordinal);
         string[] requestLine = (lineEnd < 0 ? head : head[..lineEnd]).Split(' ');
@@ -186,7 +211,8 @@ internal sealed class PodcastSite : IAsyncDisposable
 
         if (requestLine.Length < 3 || requestLine[0] != "GET")
         {
-            return (405, Page("Method not allowed", "<h1>405: only GET is served here</h1>"), false);
+            body.Append(Page("Method not allowed", "<h1>405: only GET is served here</h1>"));
+            return (405, 0, false);
         }
 
         string path = requestLine[1];
@@ -198,29 +224,51 @@ internal sealed class PodcastSite : IAsyncDisposable
 
         if (path.Length > 1 && int.TryParse(path.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out int episode) && episode >= 1)
         {
-            string title = Title(episode);
-            string body = Page(title,
-                $"<h1>{title}</h1>\n" +
-                $"<p class=\"meta\">Talk Python-style stand-in, episode {episode}, recorded on a single-threaded event loop.</p>\n" +
-                "<p>In this episode we look at what async and await really do: a loop, a queue of ready callbacks, " +
-                "timers kept in a heap, and sockets that tell the loop when they can be read or written.</p>\n" +
-                $"<ul><li><a href=\"/{episode - 1}\">previous</a></li><li><a href=\"/{episode + 1}\">next</a></li></ul>");
-            return (200, body, keepAlive);
+            return (200, episode, keepAlive);
         }
 
-        return (404, Page("Not found", $"<h1>404: no episode at {WebUtility.HtmlEncode(path)}</h1>"), keepAlive);
+        body.Append(Page("Not found", $"<h1>404: no episode at {WebUtility.HtmlEncode(path)}</h1>"));
+        return (404, 0, keepAlive);
+    }
+
+    /// <summary>Episode <paramref name="episode"/>'s page: the small classic one, or a real-sized one of about <paramref name="pageSize"/> bytes.</summary>
+    internal static void WriteEpisode(StringBuilder body, int episode, int pageSize)
+    {
+        string title = Title(episode);
+        if (pageSize > 0)
+        {
+            EpisodePage.Write(body, episode, title, pageSize);
+            return;
+        }
+
+        body.Append(Page(title,
+            $"<h1>{title}</h1>\n" +
+            $"<p class=\"meta\">Talk Python-style stand-in, episode {episode}, recorded on a single-threaded event loop.</p>\n" +
+            "<p>In this episode we look at what async and await really do: a loop, a queue of ready callbacks, " +
+            "timers kept in a heap, and sockets that tell the loop when they can be read or written.</p>\n" +
+            $"<ul><li><a href=\"/{episode - 1}\">previous</a></li><li><a href=\"/{episode + 1}\">next</a></li></ul>"));
     }
 
     private static string Page(string title, string content) =>
         $"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n{content}\n</body></html>\n";
 
-    private static void WriteResponse(PipeWriter output, int status, string body, bool keepAlive)
+    private static void WriteResponse(PipeWriter output, int status, StringBuilder body, bool keepAlive)
     {
         string reason = status switch { 200 => "OK", 404 => "Not Found", _ => "Method Not Allowed" };
-        int length = Encoding.UTF8.GetByteCount(body);
+        // Chunk by chunk: the page never becomes one string. (The pages hold no surrogate pairs, so no chunk
+        // boundary splits a character.)
+        int length = 0;
+        foreach (ReadOnlyMemory<char> chunk in body.GetChunks())
+        {
+            length += Encoding.UTF8.GetByteCount(chunk.Span);
+        }
+
         string headers = string.Create(CultureInfo.InvariantCulture,
             $"HTTP/1.1 {status} {reason}\r\nServer: EventLoop-podcast-site\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {length}\r\n{(keepAlive ? "" : "Connection: close\r\n")}\r\n");
         Encoding.ASCII.GetBytes(headers, output);
-        Encoding.UTF8.GetBytes(body, output);
+        foreach (ReadOnlyMemory<char> chunk in body.GetChunks())
+        {
+            Encoding.UTF8.GetBytes(chunk.Span, output);
+        }
     }
 }

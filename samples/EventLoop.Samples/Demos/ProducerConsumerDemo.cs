@@ -5,21 +5,41 @@ namespace EventLoop.Samples.Demos;
 
 /// <summary>
 /// The talk's producer/consumer: two producers make 10 items each (item = i*i, stamped with its creation
-/// time, then a random 0.5-1.5 s pause); four consumers process 5 items each (0.5 s of work per item).
-/// The sync version makes everything first and then processes it in one consumer; the async version runs
-/// them all at once on the loop through an <see cref="AsyncQueue{T}"/>. Every pause is multiplied by the
-/// time scale.
+/// time, then a random 0.5-1.5 s pause); four consumers process items (0.5 s of work per item) until there are
+/// no more. The sync version makes everything first and then processes it in one consumer; the async version
+/// runs them all at once on the loop through an <see cref="AsyncQueue{T}"/>: when both producers are done the
+/// queue is completed, so each consumer's <c>await foreach</c> over <see cref="AsyncQueue{T}.ReadAllAsync"/> ends
+/// once the queue is drained, with no sentinel values and no count agreed in advance. Every pause is multiplied
+/// by the time scale.
 /// </summary>
 internal static class ProducerConsumerDemo
 {
-    private const int Producers = 2, ItemsPerProducer = 10, Consumers = 4, ItemsPerConsumer = 5;
+    private const int Producers = 2, ItemsPerProducer = 10, Consumers = 4;
 
     public sealed record Result(int Processed, TimeSpan Total, TimeSpan AverageLatency);
 
     private readonly record struct Item(int Value, TimeSpan CreatedAt);
 
+    /// <summary>The largest time scale: the demo then takes about an hour.</summary>
+    public const double MaxTimeScale = 100;
+
+    /// <summary>Why <paramref name="timeScale"/> cannot be used, or null when it can: finite, above 0, at most <see cref="MaxTimeScale"/>.</summary>
+    public static string? CheckTimeScale(double timeScale) =>
+        double.IsFinite(timeScale) && timeScale > 0 && timeScale <= MaxTimeScale
+            ? null
+            : $"--time-scale must be a number greater than 0 and at most {MaxTimeScale}, not {timeScale.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    private static void ValidateTimeScale(double timeScale)
+    {
+        if (CheckTimeScale(timeScale) is { } error)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeScale), timeScale, error);
+        }
+    }
+
     public static async Task<Result> RunAsync(Loop loop, IAnsiConsole console, double timeScale, int seed = 42)
     {
+        ValidateTimeScale(timeScale);
         console.MarkupLine($"[bold yellow]Producer/consumer, async[/] on the {loop.PolicyName} loop (time scale {timeScale})");
         var random = new Random(seed);
         var queue = new AsyncQueue<Item>(loop: loop);
@@ -39,9 +59,8 @@ internal static class ProducerConsumerDemo
 
         async Task Consume(int consumer)
         {
-            for (int i = 0; i < ItemsPerConsumer; i++)
+            await foreach (Item item in queue.ReadAllAsync())
             {
-                Item item = await queue.GetAsync();
                 TimeSpan waited = loop.Time - item.CreatedAt;
                 latencies.Add(waited);
                 console.MarkupLine($"  [cyan] +++ processed value {item.Value}, waited {waited.TotalSeconds:F2} s (consumer {consumer})[/]");
@@ -49,23 +68,27 @@ internal static class ProducerConsumerDemo
             }
         }
 
-        var work = new List<Task>();
+        var producers = new List<Task>();
         for (int p = 1; p <= Producers; p++)
         {
-            work.Add(Produce(p));
+            producers.Add(Produce(p));
         }
 
+        var consumers = new List<Task>();
         for (int c = 1; c <= Consumers; c++)
         {
-            work.Add(Consume(c));
+            consumers.Add(Consume(c));
         }
 
-        await Task.WhenAll(work);
+        await Task.WhenAll(producers);
+        queue.Complete(); // no more items: each consumer ends once the queue is empty
+        await Task.WhenAll(consumers);
         return Report(console, latencies, loop.Time - start);
     }
 
     public static Result RunSync(IAnsiConsole console, double timeScale, int seed = 42)
     {
+        ValidateTimeScale(timeScale);
         console.MarkupLine($"[bold yellow]Producer/consumer, sync[/] (blocking; time scale {timeScale})");
         var random = new Random(seed);
         var clock = Stopwatch.StartNew();

@@ -573,6 +573,9 @@ internal sealed unsafe class LibuvLoop : Loop
     private protected override ValueTask<Connection> ConnectTcpCoreAsync(EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
         LibuvTcpConnector.ConnectAsync(this, endpoint, options, cancellationToken);
 
+    private protected override Connection AdoptAcceptedTcpSocketCore(System.Net.Sockets.Socket socket, TcpOptions options) =>
+        LibuvTcpHandOff.Adopt(this, socket, options);
+
     // ------------------------------------------------------------ Unix domain sockets: uv_pipe_t
 
     private protected override ValueTask<ConnectionListener> ListenUnixCoreAsync(EventLoop.Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>

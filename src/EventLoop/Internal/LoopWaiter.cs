@@ -278,6 +278,9 @@ internal sealed class LoopWaiter<T> : ShutdownNode, IValueTaskSource<T>, IValueT
         }
     }
 
+    /// <summary>What this wait is for (the queue's <see cref="WaiterQueue{T}.Description"/>): shown by <see cref="Loop.DescribePendingTasks"/>.</summary>
+    public override string ToString() => _owner.Description ?? "a wait on a loop primitive";
+
     private static void ThrowMisuse() =>
         throw new InvalidOperationException("This ValueTask was already awaited or its result read; a ValueTask may be consumed only once.");
 }
@@ -294,6 +297,15 @@ internal sealed class WaiterQueue<T>(Loop loop)
     private int _pooled;
 
     public Loop Loop { get; } = loop;
+
+    /// <summary>The primitive whose waits these are, for <see cref="Description"/>.</summary>
+    public object? Owner { get; init; }
+
+    /// <summary>The method that waits, for <see cref="Description"/>.</summary>
+    public string? Operation { get; init; }
+
+    /// <summary>What its waiters wait for, e.g. <c>AsyncQueue&lt;Int32&gt;.GetAsync</c>; for debugging output, built only when asked for.</summary>
+    public string? Description => Owner is null ? Operation : $"{TaskDescriber.FriendlyName(Owner.GetType())}.{Operation}";
 
     public int Count { get; private set; }
 

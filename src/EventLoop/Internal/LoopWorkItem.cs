@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace EventLoop.Internal;
 
 /// <summary>A unit of work the loop knows how to run without a delegate allocation.</summary>
-internal abstract class LoopWorkItem
+internal abstract class LoopWorkItem : InjectNode
 {
     /// <summary>Runs the work on the loop thread. Exceptions go to the loop's exception handler.</summary>
     internal abstract void Execute();
@@ -31,6 +31,9 @@ internal abstract class CallbackItem : LoopWorkItem
     /// of the <c>CallSoonThreadSafe</c> that posted it; that call then throws instead of returning a handle.
     /// </summary>
     internal bool RefusedWhilePosting;
+
+    /// <summary>The scheduler's <see cref="ExecutionContext"/> to run the callback in, or null for the loop's own.</summary>
+    internal ExecutionContext? Context;
 
     internal int Version => _state >> 1;
 
@@ -62,6 +65,28 @@ internal abstract class CallbackItem : LoopWorkItem
 
     /// <summary>Drops the callback and its state (a cancelled timer must not keep them alive).</summary>
     internal abstract void ClearCallback();
+
+    /// <summary>
+    /// Runs <paramref name="callback"/> in <paramref name="context"/> (asyncio's <c>Context.run</c>), then puts the loop
+    /// thread's context back, so AsyncLocal values the callback set do not leak into the callbacks after it.
+    /// <see cref="ExecutionContext.Restore"/> rather than <see cref="ExecutionContext.Run"/>: no delegate or closure to allocate.
+    /// </summary>
+    private protected static void RunInContext<T>(ExecutionContext context, Action<T> callback, T value)
+    {
+        ExecutionContext? loopContext = ExecutionContext.Capture();
+        ExecutionContext.Restore(context);
+        try
+        {
+            callback(value);
+        }
+        finally
+        {
+            if (loopContext is not null)
+            {
+                ExecutionContext.Restore(loopContext);
+            }
+        }
+    }
 
     /// <summary>Retires a use that will never run (a timer dropped at shutdown) and pools the item.</summary>
     internal abstract void Discard();
@@ -112,20 +137,31 @@ internal sealed class ObjectCallbackItem : CallbackItem
         return item;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     private static ObjectCallbackItem RentSlow() =>
         s_exchange.RefillAndPop(ref t_items, ref t_count, LocalCapacity) ?? new ObjectCallbackItem();
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // see ColdPostsProbe: posts from other threads are hot from the first one; tier-0 code doubled their cost
     internal override void Execute()
     {
         object? callback = _callback;
         object? value = _value;
+        ExecutionContext? context = Context;
         _callback = null;
         _value = null;
+        Context = null;
         bool cancelled = Retire();
         Return(this);
         if (!cancelled && callback is not null)
         {
-            System.Runtime.CompilerServices.Unsafe.As<Action<object?>>(callback)(value);
+            if (context is null)
+            {
+                System.Runtime.CompilerServices.Unsafe.As<Action<object?>>(callback)(value);
+            }
+            else
+            {
+                RunInContext(context, System.Runtime.CompilerServices.Unsafe.As<Action<object?>>(callback), value);
+            }
         }
     }
 
@@ -133,6 +169,7 @@ internal sealed class ObjectCallbackItem : CallbackItem
     {
         _callback = null;
         _value = null;
+        Context = null;
     }
 
     internal override void Discard()
@@ -206,13 +243,22 @@ internal sealed class CallbackItem<TState> : CallbackItem
     {
         Action<TState>? callback = _callback;
         TState value = _value;
+        ExecutionContext? context = Context;
         _callback = null;
         _value = default!;
+        Context = null;
         bool cancelled = Retire();
         Return(this);
         if (!cancelled && callback is not null)
         {
-            callback(value);
+            if (context is null)
+            {
+                callback(value);
+            }
+            else
+            {
+                RunInContext(context, callback, value);
+            }
         }
     }
 
@@ -220,6 +266,7 @@ internal sealed class CallbackItem<TState> : CallbackItem
     {
         _callback = null;
         _value = default!;
+        Context = null;
     }
 
     internal override void Discard()

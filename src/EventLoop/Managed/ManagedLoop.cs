@@ -140,6 +140,11 @@ internal sealed class ManagedLoop : Loop
             ? EpollConnector.ConnectAsync(this, _poller, endpoint, options, cancellationToken)
             : Transports.Sockets.SocketListener.ConnectAsync(this, endpoint, options, cancellationToken);
 
+    private protected override Connection AdoptAcceptedTcpSocketCore(System.Net.Sockets.Socket socket, TcpOptions options) =>
+        _poller is not null
+            ? EpollHandOff.Adopt(this, _poller, socket, options)
+            : base.AdoptAcceptedTcpSocketCore(socket, options);
+
     private protected override ValueTask<ConnectionListener> ListenUnixCoreAsync(Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
         _poller is not null
             ? new(EpollListener.ListenUnix(this, _poller, path, options))

@@ -4,7 +4,8 @@ namespace EventLoop;
 
 /// <summary>
 /// An event for code on one loop, asyncio's <c>Event</c>: <see cref="WaitAsync"/> waits until it is set;
-/// <see cref="Set"/> wakes every waiter; <see cref="Clear"/> resets it. Loop-affine and lock-free.
+/// <see cref="Set"/> wakes every waiter; <see cref="Clear"/> resets it. Loop-affine and lock-free; other threads
+/// use <see cref="SetThreadSafe"/>.
 /// </summary>
 public sealed class AsyncEvent
 {
@@ -16,7 +17,7 @@ public sealed class AsyncEvent
     public AsyncEvent(bool initiallySet = false, Loop? loop = null)
     {
         _loop = loop ?? Loop.Current;
-        _waiters = new WaiterQueue<bool>(_loop);
+        _waiters = new WaiterQueue<bool>(_loop) { Owner = this, Operation = "WaitAsync" };
         _set = initiallySet;
     }
 
@@ -33,6 +34,13 @@ public sealed class AsyncEvent
             waiter.SetResult(true);
         }
     }
+
+    /// <summary>
+    /// <see cref="Set"/> from any thread: it runs on the loop, after what that thread posted before (a wake-up from a
+    /// worker thread or a native callback).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The loop is closed (or closing and no longer takes posts).</exception>
+    public void SetThreadSafe() => _loop.CallSoonThreadSafe(static e => e.Set(), this);
 
     /// <summary>Resets the event; later waits wait again.</summary>
     public void Clear()

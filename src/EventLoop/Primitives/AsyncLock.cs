@@ -12,13 +12,14 @@ public sealed class AsyncLock
     private readonly Loop _loop;
     private readonly WaiterQueue<Releaser> _waiters;
     private bool _held;
-    private int _generation; // one per acquisition: a releaser only releases the hold it was given
+    private int _generation; // the current hold's: a releaser only releases the hold it was given
+    private int _issued;     // generations handed out so far; a new hold always gets a fresh one
 
     /// <summary>Creates a lock on <paramref name="loop"/> (default: the current loop).</summary>
     public AsyncLock(Loop? loop = null)
     {
         _loop = loop ?? Loop.Current;
-        _waiters = new WaiterQueue<Releaser>(_loop);
+        _waiters = new WaiterQueue<Releaser>(_loop) { Owner = this, Operation = "LockAsync" };
     }
 
     /// <summary>True while someone holds the lock.</summary>
@@ -31,7 +32,7 @@ public sealed class AsyncLock
         if (!_held && _waiters.IsEmpty)
         {
             _held = true;
-            return new ValueTask<Releaser>(new Releaser(this, ++_generation));
+            return new ValueTask<Releaser>(new Releaser(this, _generation = ++_issued));
         }
 
         if (cancellationToken.IsCancellationRequested)
@@ -54,13 +55,22 @@ public sealed class AsyncLock
 
         if (_waiters.TryDequeue(out LoopWaiter<Releaser> next))
         {
-            next.SetResult(new Releaser(this, ++_generation)); // ownership passes straight on; _held stays true
+            next.SetResult(new Releaser(this, _generation = ++_issued)); // ownership passes straight on; _held stays true
         }
         else
         {
             _held = false;
         }
     }
+
+    /// <summary>The current hold's generation: what <see cref="AsyncCondition"/> keeps across a wait.</summary>
+    internal int HolderGeneration => _generation;
+
+    /// <summary>
+    /// Makes the hold just re-acquired by <see cref="AsyncCondition.WaitAsync"/> the caller's original one again, so the
+    /// releaser the caller got from <see cref="LockAsync"/> before the wait still releases it.
+    /// </summary>
+    internal void RestoreHolderGeneration(int generation) => _generation = generation;
 
     /// <summary>Releases the lock when disposed.</summary>
     public readonly struct Releaser : IDisposable

@@ -4,7 +4,8 @@ namespace EventLoop;
 
 /// <summary>
 /// A counting semaphore for one loop, asyncio's <c>Semaphore</c> (and <c>BoundedSemaphore</c> when a
-/// maximum is given). Loop-affine, lock-free, FIFO; waits allocate nothing in steady state.
+/// maximum is given: <see cref="Release"/> beyond it throws). Loop-affine, lock-free, FIFO; waits allocate nothing in
+/// steady state. A cancelled <see cref="WaitAsync"/> takes no slot. Other threads use <see cref="ReleaseThreadSafe"/>.
 /// </summary>
 public sealed class AsyncSemaphore
 {
@@ -26,7 +27,7 @@ public sealed class AsyncSemaphore
         }
 
         _loop = loop ?? Loop.Current;
-        _waiters = new WaiterQueue<bool>(_loop);
+        _waiters = new WaiterQueue<bool>(_loop) { Owner = this, Operation = "WaitAsync" };
         _count = initialCount;
         _maxCount = maxCount ?? int.MaxValue;
     }
@@ -67,6 +68,14 @@ public sealed class AsyncSemaphore
 
         return false;
     }
+
+    /// <summary>
+    /// <see cref="Release"/> from any thread: it runs on the loop, after what that thread posted before. On a bounded
+    /// semaphore an over-release cannot be thrown back to the caller: its <see cref="SemaphoreFullException"/> goes to
+    /// the loop's exception handler (<see cref="Loop.ExceptionHandler"/>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The loop is closed (or closing and no longer takes posts).</exception>
+    public void ReleaseThreadSafe() => _loop.CallSoonThreadSafe(static s => s.Release(), this);
 
     /// <summary>Frees a slot: the oldest waiter takes it, or the count goes up.</summary>
     /// <exception cref="SemaphoreFullException">A bounded semaphore would go above its maximum.</exception>

@@ -7,7 +7,7 @@ using EventLoop.Transports.Sockets;
 namespace EventLoop.Transports;
 
 /// <summary>
-/// What every transport's connection shares (the socket transport's and libuv's): the two pipes over the
+/// What every transport's connection shares (the socket transport's, libuv's, and TLS's over another connection): the two pipes over the
 /// loop's pinned block pool, the closed signal, the abort protocol, half-close and closing at shutdown.
 /// A transport supplies the I/O: a receive side that fills <see cref="_input"/>, a send pump that drains
 /// <see cref="_output"/> into <see cref="_writing"/>, and <see cref="OnAbort"/>.
@@ -36,6 +36,7 @@ internal abstract class LoopConnection : Connection
     private protected LoopConnection(Loop loop, TcpOptions options, EndPoint? localEndPoint, EndPoint? remoteEndPoint)
     {
         _loop = loop;
+        Options = options;
         _localEndPoint = localEndPoint;
         _remoteEndPoint = remoteEndPoint;
         var scheduler = new LoopPipeScheduler(loop);
@@ -64,6 +65,12 @@ internal abstract class LoopConnection : Connection
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
     }
+
+    /// <summary>The options the connection was made with (a layer on top, such as TLS, takes its thresholds from them).</summary>
+    internal TcpOptions Options { get; }
+
+    /// <summary>The loop the connection lives on.</summary>
+    internal Loop Loop => _loop;
 
     public sealed override PipeReader Input => _input.Reader;
 

@@ -24,6 +24,18 @@ public sealed class TcpOptions
     /// <summary>The largest <see cref="Backlog"/> accepted: 65,535.</summary>
     public const int MaxBacklog = 65_535;
 
+    /// <summary>
+    /// For listeners: set <c>SO_REUSEPORT</c> before binding, so several listeners (one per loop of a
+    /// <see cref="LoopGroup"/>, or in several processes of the same user) can listen on the same address and port, and
+    /// the kernel spreads incoming connections across them (by a hash of each connection's addresses). Every socket
+    /// bound to the port must set it. Linux only; off by default; connects ignore it.
+    /// </summary>
+    /// <remarks>
+    /// Any process of the same user can then bind the port too and take a share of its connections. To share a port
+    /// picked by the system, bind the first listener to port 0 and the others to the port it got.
+    /// </remarks>
+    public bool ReusePort { get; set; }
+
     /// <summary>The keep-alive delay in the whole seconds the socket option takes (validated).</summary>
     internal uint KeepAliveSeconds => (uint)Math.Max(1, (int)KeepAliveDelay.TotalSeconds);
 
@@ -54,6 +66,9 @@ public sealed class TcpOptions
 
     internal static readonly TcpOptions Default = new();
 
+    /// <summary>A copy, for a caller that changes an option without touching the caller's object.</summary>
+    internal TcpOptions Clone() => (TcpOptions)MemberwiseClone();
+
     /// <summary>Checks the values before a listener or connection uses them.</summary>
     internal TcpOptions Validate()
     {
@@ -67,6 +82,11 @@ public sealed class TcpOptions
         {
             throw new ArgumentOutOfRangeException(nameof(KeepAliveDelay), KeepAliveDelay,
                 $"TcpOptions.KeepAliveDelay must be between 1 second and {MaxKeepAliveDelay.TotalSeconds:F0} seconds (Linux's TCP_KEEPIDLE limit).");
+        }
+
+        if (ReusePort && !OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException("TcpOptions.ReusePort (SO_REUSEPORT with the kernel's load balancing) is supported on Linux only.");
         }
 
         CheckThresholds(InputPauseThreshold, InputResumeThreshold, nameof(InputPauseThreshold), nameof(InputResumeThreshold));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using EventLoop.Libuv;
 using EventLoop.Libuv.Internal;
 
@@ -106,9 +105,10 @@ public sealed class EventLoopPolicyTests
     public void An_unknown_policy_name_lists_the_valid_ones()
     {
         var error = Assert.Throws<ArgumentException>(() => EventLoopPolicy.FromName("tokio"));
-        Assert.Contains("'tokio'", error.Message);
-        Assert.Contains("managed", error.Message);
-        Assert.Contains("libuv", error.Message);
+        Assert.Equal("Unknown event loop policy 'tokio'. The policies are 'managed' and 'libuv'.", error.Message);
+        // The library's message speaks of the library: not of the samples' --loop option, nor of a parameter name.
+        Assert.DoesNotContain("--loop", error.Message);
+        Assert.DoesNotContain("(Parameter", error.Message);
     }
 
     [Fact]
@@ -135,9 +135,16 @@ public sealed class EventLoopPolicyTests
 
             EventLoopPolicy.Set(null);
             Environment.SetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable, "bogus");
-            var ex = Assert.Throws<ArgumentException>(() => EventLoopPolicy.Current);
-            Assert.Contains("bogus", ex.Message);
-            Assert.Contains(EventLoopPolicy.EnvironmentVariable, ex.Message);
+            var ex = Assert.Throws<InvalidOperationException>(() => EventLoopPolicy.Current);
+            Assert.Equal(
+                "The environment variable EVENTLOOP_POLICY is set to 'bogus', which is not an event loop policy. " +
+                "Set it to 'managed' or 'libuv', or unset it for the default (managed).", ex.Message);
+            Assert.Same(ex.GetType(), Assert.ThrowsAny<Exception>(() => Loop.Run(() => Task.CompletedTask)).GetType());
+
+            // Nothing was cached: the variable fixed, the next call works.
+            Environment.SetEnvironmentVariable(EventLoopPolicy.EnvironmentVariable, "managed");
+            Assert.IsType<ManagedLoopPolicy>(EventLoopPolicy.Current);
+            EventLoopPolicy.Set(null);
 
             // An explicit Set wins over the environment.
             var policy = new CountingPolicy();
@@ -164,41 +171,24 @@ public sealed class EventLoopPolicyEnvironmentTests
     [InlineData(null, "managed ManagedLoop EventLoop.ManagedLoopPolicy")]
     public async Task A_process_started_with_EVENTLOOP_POLICY_runs_Loop_Run_on_that_loop(string? variable, string expected)
     {
-        var start = new ProcessStartInfo(DotnetHost(), [typeof(TestProgram).Assembly.Location, TestProgram.DefaultLoopCommand])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment.Remove(EventLoopPolicy.EnvironmentVariable);
-        if (variable is not null)
-        {
-            start.Environment[EventLoopPolicy.EnvironmentVariable] = variable;
-        }
-
-        using Process child = Process.Start(start)!;
-        Task<string> output = child.StandardOutput.ReadToEndAsync();
-        Task<string> errors = child.StandardError.ReadToEndAsync();
-        try
-        {
-            await child.WaitForExitAsync().WaitAsync(TestPipes.TestTimeout);
-        }
-        finally
-        {
-            if (!child.HasExited)
-            {
-                child.Kill();
-            }
-        }
-
-        Assert.True(child.ExitCode == 0, $"exit code {child.ExitCode}: {await errors}");
-        Assert.Equal(expected, (await output).Trim());
+        ChildProcess.Result child = await ChildProcess.RunAsync(
+            ChildProcess.TestProgramPath, [TestProgram.DefaultLoopCommand],
+            new Dictionary<string, string?> { [EventLoopPolicy.EnvironmentVariable] = variable });
+        Assert.True(child.ExitCode == 0, child.ToString());
+        Assert.Equal(expected, child.Output.Trim());
     }
 
-    /// <summary>The <c>dotnet</c> host running these tests (the test host is started with <c>dotnet exec</c>).</summary>
-    private static string DotnetHost()
+    [Fact]
+    public async Task A_bogus_EVENTLOOP_POLICY_fails_the_first_Loop_Run_with_one_exception_naming_the_variable_and_the_valid_values()
     {
-        string? path = Environment.ProcessPath;
-        return path is not null && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
+        ChildProcess.Result child = await ChildProcess.RunAsync(
+            ChildProcess.TestProgramPath, [TestProgram.DefaultLoopCommand],
+            new Dictionary<string, string?> { [EventLoopPolicy.EnvironmentVariable] = "bogus" });
+        Assert.True(child.ExitCode == TestProgram.ExceptionExitCode, child.ToString());
+        Assert.Empty(child.Output);
+        Assert.Equal(
+            "System.InvalidOperationException: The environment variable EVENTLOOP_POLICY is set to 'bogus', which is not an " +
+            "event loop policy. Set it to 'managed' or 'libuv', or unset it for the default (managed).",
+            Assert.Single(child.ErrorLines));
     }
 }

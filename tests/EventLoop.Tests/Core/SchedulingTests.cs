@@ -261,6 +261,81 @@ public abstract class SchedulingTests : LoopTestBase
     }
 
     [Fact]
+    public void Posts_of_both_kinds_from_many_threads_interleave_in_per_thread_order()
+    {
+        // CallSoonThreadSafe links its pooled callback item into the inject queue itself; a context's Post travels in
+        // a pooled queue node. Both kinds alternate here on every thread, so the queue hands out each kind after the
+        // other, and runs empty (its last node taken through the stub) many times while the posters run.
+        const int Threads = 4;
+        const int PostsPerThread = 20_000;
+        var counter = new PostCounter(Threads, Threads * PostsPerThread);
+        RunLoopBounded(async loop =>
+        {
+            counter.LoopThread = Environment.CurrentManagedThreadId;
+            SynchronizationContext context = loop.SynchronizationContext;
+            Task[] posters = Enumerable.Range(0, Threads).Select(t => Task.Run(() =>
+            {
+                for (int i = 0; i < PostsPerThread; i++)
+                {
+                    if (i % 2 == 0)
+                    {
+                        loop.CallSoonThreadSafe(static s => s.counter.Record(s.t, s.i), (counter, t, i));
+                    }
+                    else
+                    {
+                        context.Post(static s => { var (c, thread, n) = ((PostCounter, int, int))s!; c.Record(thread, n); }, (counter, t, i));
+                    }
+
+                    if (i % 1_000 == 0)
+                    {
+                        Thread.Yield(); // let the loop catch up and find the queue empty now and then
+                    }
+                }
+            })).ToArray();
+            await counter.Done.Task.WaitAsync(TestPipes.TestTimeout, loop.TimeProvider);
+            await Task.WhenAll(posters);
+        });
+        Assert.Equal(Threads * PostsPerThread, counter.Total);
+        Assert.All(counter.Next, n => Assert.Equal(PostsPerThread, n));
+        Assert.Equal(0, counter.OutOfOrder);
+        Assert.Equal(0, counter.WrongThread);
+    }
+
+    [Fact]
+    public void A_burst_of_posts_larger_than_one_iteration_takes_runs_to_the_last_post()
+    {
+        // An iteration moves at most 2 x CallbacksPerIteration posts from the inject queue. A burst of one more, made
+        // while the loop is busy, leaves exactly the last post in the queue after the first move: the queue must
+        // still say it is not empty, or the loop sleeps with that post waiting (until something else wakes it).
+        const int PerIteration = 4;
+        const int Posts = (2 * PerIteration) + 1;
+        int ran = 0;
+        LoopOptions options = CreateOptions();
+        options.CallbacksPerIteration = PerIteration;
+        RunLoop(async loop =>
+        {
+            var done = new TaskCompletionSource();
+            var poster = new Thread(() =>
+            {
+                for (int i = 0; i < Posts; i++)
+                {
+                    loop.CallSoonThreadSafe(() =>
+                    {
+                        if (++ran == Posts)
+                        {
+                            done.SetResult();
+                        }
+                    });
+                }
+            });
+            poster.Start();
+            Assert.True(poster.Join(TestPipes.TestTimeout)); // the loop is busy here: the whole burst waits in the queue
+            await done.Task.WaitAsync(TestPipes.TestTimeout, loop.TimeProvider);
+        }, options);
+        Assert.Equal(Posts, ran);
+    }
+
+    [Fact]
     public void Pooled_posts_circulating_between_threads_keep_each_callback_with_its_own_state()
     {
         // Posts rent pooled queue nodes and callback items on the posting thread; the loop thread returns them,

@@ -10,18 +10,6 @@ public sealed class LibuvSpecificTests : LoopTestBase
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();
 
     [Fact]
-    public void A_missing_libuv_says_how_to_install_it()
-    {
-        var error = Assert.Throws<DllNotFoundException>(() => LibuvLibrary.Load(null, ["libuv-that-does-not-exist.so.9"]));
-        Assert.Contains("apt-get install libuv1", error.Message);
-        Assert.Contains("brew install libuv", error.Message);
-        Assert.Contains(LibuvLibrary.PathVariable, error.Message);
-
-        var badPath = Assert.Throws<DllNotFoundException>(() => LibuvLibrary.Load("/nonexistent/libuv.so.1", LibuvLibrary.PlatformNames));
-        Assert.Contains("/nonexistent/libuv.so.1", badPath.Message);
-    }
-
-    [Fact]
     public void TCP_on_the_libuv_loop_travels_through_libuv_tcp_handles_and_closes_them()
     {
         var loop = (LibuvLoop)CreateLoop();

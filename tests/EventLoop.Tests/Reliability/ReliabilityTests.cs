@@ -441,7 +441,9 @@ public abstract class ReliabilityTests : LoopTestBase
             _ = PumpAsync(server.Input, server.Output, Count);
             _ = PumpAsync(client.Input, client.Output, Count);
             await client.Output.WriteAsync(RandomPayload(16 * 1024, seed: 1)); // ping-pong forever
-            await Task.Delay(TestTimeout, loop.TimeProvider); // never completes: the stop ends the run
+            // Never completes: the stop ends the run. Generous, so a slow machine still reaches the stop (it failed
+            // at 20 s under a load average of 60); bounded, so a lost stop fails instead of hanging.
+            await Task.Delay(TimeSpan.FromMinutes(3), loop.TimeProvider);
         }));
         Assert.Contains("stopped before main completed", error.Message);
         AssertClosedCleanly(loop);

@@ -102,6 +102,35 @@ public abstract class DemoTests : LoopTestBase
         Assert.Equal(2, output.Split('\n').Count(l => l.StartsWith("  done blocking download ")));
     }
 
+    [Fact]
+    public async Task Unsync_in_the_background_runs_async_functions_on_a_loop_thread_while_the_main_thread_goes_on()
+    {
+        var (console, text) = CaptureConsole();
+
+        // The demo's "main thread" is a thread of its own here: it blocks for the results at the end, as unsync's does.
+        UnsyncDemo.BackgroundResult result = await Task.Factory.StartNew(
+            () => UnsyncDemo.RunInBackground(CreatePolicy(), console, sleeps: 20, cpuWork: 200_000, downloadMs: 20),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).WaitAsync(TestPipes.TestTimeout);
+
+        Assert.NotEqual(result.MainThread, result.LoopThread);
+        Assert.Equal(4, result.PieceThreads.Length); // two downloads, the sleeps, the reporter
+        Assert.All(result.PieceThreads, thread => Assert.Equal(result.LoopThread, thread));
+        Assert.True(result.Downloaded > 0);
+
+        // The main thread went on after submitting: the reporter, submitted with the rest, could only finish on the
+        // steps the main thread computed afterwards and handed over, in order.
+        Assert.True(result.PendingAfterSubmit >= 1);
+        Assert.Equal(4, result.MainSteps);
+        Assert.Equal([1, 2, 3, 4], result.Reported);
+        Assert.Equal(4, Lines(text).Count(l => l.StartsWith("  main thread: CPU-bound step ")));
+        Assert.Contains(Lines(text), l => l.StartsWith("  done 2 downloads"));
+
+        // The background loop was stopped, and closed everything.
+        Assert.True(result.Background.Completion.IsCompletedSuccessfully);
+        AssertClosedCleanly(result.Background.Loop);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => result.Background.RunAsync(() => { }));
+    }
+
     private static string[] Lines(StringWriter text) =>
         text.ToString().Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToArray();
 
@@ -193,13 +222,37 @@ public abstract class DemoTests : LoopTestBase
     }
 
     [Fact]
-    public async Task Scraper_reports_a_bad_url_on_every_page()
+    public async Task Scraper_refuses_a_bad_base_url_once_before_any_page()
     {
         var (console, text) = CaptureConsole();
-        var result = await RunLoopOffPool(loop => ScraperDemo.RunAsync(loop, console, new ScraperOptions("ftp://example.invalid", First: 1, Count: 2)));
-        Assert.Equal(2, result.Failed);
-        Assert.Equal(2, Lines(text).Count(l => l.Contains("ERROR ftp://example.invalid/") && l.Contains("bad URL")));
-        AssertEndsWithFetchedLine(text, 0);
+        var options = new ScraperOptions("ftp://example.invalid", First: 1, Count: 2);
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => RunLoopOffPool(loop => ScraperDemo.RunAsync(loop, console, options)));
+        Assert.StartsWith("--base-url must be an http or https URL, not 'ftp://example.invalid'", error.Message);
+        Assert.Throws<ArgumentException>(() => ScraperDemo.RunSync(console, options));
+        Assert.Empty(text.ToString());
+    }
+
+    [Fact]
+    public async Task Scraper_keeps_pages_in_order_with_many_more_pages_than_its_window()
+    {
+        // More pages than the window (2 x concurrency) many times over: still every title, in order.
+        var (console, text) = CaptureConsole();
+        var options = new ScraperOptions("", First: 1, Count: 60, Concurrency: 3, Quiet: false);
+        var result = await RunLoopOffPool(loop => ScraperDemo.RunWithLocalSiteAsync(loop, console, options, TimeSpan.Zero, sync: false));
+        AssertEveryTitleInOrder(result, text, 1, 60);
+    }
+
+    [Theory]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    [InlineData(1e15)]
+    [InlineData(0.0)]
+    public void Producer_consumer_refuses_a_time_scale_out_of_range_instead_of_hanging(double scale)
+    {
+        var (console, text) = CaptureConsole();
+        Assert.Throws<ArgumentOutOfRangeException>(() => RunLoop(loop => ProducerConsumerDemo.RunAsync(loop, console, scale)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ProducerConsumerDemo.RunSync(console, scale));
+        Assert.Empty(text.ToString());
     }
 }
 

@@ -68,6 +68,54 @@ internal static unsafe partial class Libc
         }
     }
 
+    /// <summary>Linux's address families, as <c>uv_tcp_init_ex</c> takes them.</summary>
+    public const uint AfInet = 2, AfInet6 = 10;
+
+    private const int SoReusePort = 15; // Linux's SO_REUSEPORT
+
+    /// <summary>
+    /// Sets <c>SO_REUSEPORT</c> on <paramref name="fd"/> (Linux; libuv 1.44 has no flag for it: 1.49 added
+    /// <c>UV_TCP_REUSEPORT</c>). Returns 0 or a negated errno, libuv's convention.
+    /// </summary>
+    public static int SetReusePort(int fd)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return Uv.ENOSYS;
+        }
+
+        int on = 1;
+        return setsockopt(fd, SolSocket, SoReusePort, &on, sizeof(int)) == 0 ? 0 : -Marshal.GetLastPInvokeError();
+    }
+
+    private const int FDupFdCloExec = 1030; // Linux's F_DUPFD_CLOEXEC
+
+    /// <summary>
+    /// A duplicate of <paramref name="fd"/>, close-on-exec as every descriptor .NET opens (plain <c>dup</c> clears the
+    /// flag, and a child process would inherit the connection). Returns the new descriptor or a negated errno.
+    /// </summary>
+    public static int Duplicate(int fd)
+    {
+        int copy = OperatingSystem.IsLinux() ? fcntl(fd, FDupFdCloExec, 0) : dup(fd);
+        return copy >= 0 ? copy : -Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>Closes a descriptor nobody else owns. Returns 0 or a negated errno.</summary>
+    public static int Close(int fd) => close(fd) == 0 ? 0 : -Marshal.GetLastPInvokeError();
+
+    // fcntl is variadic; with one int argument the call is the same as a fixed one on the Linux ABIs .NET runs on.
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int fcntl(int fd, int command, int argument);
+
+    [LibraryImport("libc", EntryPoint = "dup", SetLastError = true)]
+    private static partial int dup(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    private static partial int setsockopt(int fd, int level, int name, int* value, int length);
+
     [LibraryImport("libc", EntryPoint = "getsockopt")]
     private static partial int getsockopt(int fd, int level, int name, int* value, int* length);
 

@@ -4,8 +4,14 @@ using System.Runtime.InteropServices;
 namespace EventLoop.Libuv.Internal.Native;
 
 /// <summary>
-/// Finds and loads the system's libuv: <c>EVENTLOOP_LIBUV_PATH</c> first, then the platform names.
-/// Checks the version, and when libuv is missing says how to install it.
+/// Finds and loads the system's libuv, checks that it is libuv (every function we import is there) and new enough,
+/// and when it cannot, throws one <see cref="LibuvUnavailableException"/> that says what was looked for, where, and
+/// how to install it. The resolution order is documented on <see cref="LibuvLoopPolicy"/> (and in the package readme):
+/// <list type="number">
+/// <item><c>EVENTLOOP_LIBUV_PATH</c>, when set: that file and nothing else;</item>
+/// <item>otherwise each of <see cref="PlatformNames"/> in turn, first in the app's directory, then on the system's
+/// search path (on Linux: <c>LD_LIBRARY_PATH</c>, the <c>ld.so</c> cache, <c>/lib</c>, <c>/usr/lib</c>).</item>
+/// </list>
 /// </summary>
 internal static class LibuvLibrary
 {
@@ -18,17 +24,41 @@ internal static class LibuvLibrary
     /// <summary>libuv 1.34 added uv_handle_get_data / uv_sleep; we use nothing newer.</summary>
     public const uint MinimumVersion = (1 << 16) | (34 << 8);
 
+    internal const string InstallHint =
+        "Install libuv: Debian/Ubuntu 'apt-get install libuv1', Fedora 'dnf install libuv', Alpine 'apk add libuv', " +
+        "macOS 'brew install libuv', Windows: put uv.dll beside the app; or run on the managed loop (new ManagedLoopPolicy()).";
+
     internal static readonly string[] PlatformNames =
         ["libuv.so.1", "libuv.so", "libuv.1.dylib", "libuv.dylib", "libuv.dll", "uv.dll", "uv"];
+
+    /// <summary>
+    /// Every libuv function <see cref="Uv"/> imports (a test keeps this in step with the imports): a library that
+    /// lacks one is not a libuv we can use, and is refused when loaded rather than when the call is first made.
+    /// </summary>
+    internal static readonly string[] RequiredExports =
+    [
+        "uv_accept", "uv_async_init", "uv_async_send", "uv_backend_fd", "uv_check_init", "uv_check_start", "uv_close",
+        "uv_err_name", "uv_fileno", "uv_handle_get_type", "uv_handle_size", "uv_handle_type_name", "uv_idle_init",
+        "uv_idle_start", "uv_idle_stop", "uv_is_closing", "uv_listen", "uv_loop_close", "uv_loop_init", "uv_loop_size",
+        "uv_now", "uv_prepare_init", "uv_prepare_start", "uv_read_start", "uv_read_stop", "uv_req_size", "uv_run",
+        "uv_shutdown", "uv_stop", "uv_strerror", "uv_tcp_bind", "uv_tcp_close_reset", "uv_tcp_connect",
+        "uv_tcp_getpeername", "uv_tcp_getsockname", "uv_tcp_init", "uv_tcp_init_ex", "uv_tcp_keepalive", "uv_tcp_nodelay",
+        "uv_tcp_open",
+        "uv_timer_init", "uv_timer_start", "uv_timer_stop", "uv_try_write", "uv_unref", "uv_walk", "uv_write",
+        "uv_version", // called here, not imported
+    ];
 
     private static readonly object s_gate = new();
     private static IntPtr s_handle;
     private static bool s_resolverSet;
 
-    /// <summary>Loads libuv (once) and checks its version; throws a clear exception when it cannot.</summary>
+    /// <summary>True once libuv has been loaded and checked.</summary>
+    public static bool IsLoaded => Volatile.Read(ref s_handle) != IntPtr.Zero;
+
+    /// <summary>Loads libuv (once) and checks it; throws <see cref="LibuvUnavailableException"/> when it cannot.</summary>
     public static void EnsureLoaded()
     {
-        if (s_handle != IntPtr.Zero)
+        if (Volatile.Read(ref s_handle) != IntPtr.Zero)
         {
             return;
         }
@@ -40,22 +70,14 @@ internal static class LibuvLibrary
                 return;
             }
 
-            IntPtr handle = Load(Environment.GetEnvironmentVariable(PathVariable), PlatformNames);
-            uint version = GetVersion(handle);
-            if ((version >> 16) != 1 || version < MinimumVersion)
-            {
-                NativeLibrary.Free(handle);
-                throw new InvalidOperationException(
-                    $"The libuv found is version {FormatVersion(version)}; EventLoop.Libuv needs libuv 1.x, at least {FormatVersion(MinimumVersion)}. " +
-                    $"Install a newer one (apt-get install libuv1, brew install libuv) or set {PathVariable}.");
-            }
-
-            s_handle = handle;
+            IntPtr handle = LoadChecked(Environment.GetEnvironmentVariable(PathVariable), PlatformNames);
             if (!s_resolverSet)
             {
                 NativeLibrary.SetDllImportResolver(typeof(LibuvLibrary).Assembly, Resolve);
                 s_resolverSet = true;
             }
+
+            Volatile.Write(ref s_handle, handle);
         }
     }
 
@@ -70,36 +92,83 @@ internal static class LibuvLibrary
     }
 
     /// <summary>
-    /// Loads libuv from <paramref name="explicitPath"/> if given, else the first of <paramref name="names"/>
-    /// that loads. Separate from <see cref="EnsureLoaded"/> so tests can ask for a library that is not there.
+    /// <see cref="Load"/>, then the checks: every required export present, version 1.x at least
+    /// <see cref="MinimumVersion"/>. Frees the library and throws when a check fails. Apart from
+    /// <see cref="EnsureLoaded"/> so tests can point it at other libraries without touching the process's libuv.
     /// </summary>
-    internal static IntPtr Load(string? explicitPath, IReadOnlyList<string> names)
+    internal static IntPtr LoadChecked(string? explicitPath, IReadOnlyList<string> names)
+    {
+        (IntPtr handle, string loadedFrom) = Load(explicitPath, names);
+        string[] tried = string.IsNullOrWhiteSpace(explicitPath) ? [.. names] : [explicitPath];
+        string[] missing = RequiredExports.Where(name => !NativeLibrary.TryGetExport(handle, name, out _)).ToArray();
+        if (missing.Length > 0)
+        {
+            NativeLibrary.Free(handle);
+            string which = missing.Length == RequiredExports.Length
+                ? "none of libuv's functions"
+                : $"not every libuv function we use (missing: {string.Join(", ", missing.Take(5))}{(missing.Length > 5 ? ", ..." : "")})";
+            throw new LibuvUnavailableException(
+                $"'{loadedFrom}' was loaded as libuv but is not libuv: it has {which}. " +
+                (string.IsNullOrWhiteSpace(explicitPath) ? "" : $"Point {PathVariable} at libuv's shared library (e.g. /usr/lib/x86_64-linux-gnu/libuv.so.1), or unset it to search the system. ") +
+                InstallHint,
+                tried);
+        }
+
+        uint version = GetVersion(handle);
+        if ((version >> 16) != 1 || version < MinimumVersion)
+        {
+            NativeLibrary.Free(handle);
+            throw new LibuvUnavailableException(
+                $"The libuv loaded from '{loadedFrom}' is version {FormatVersion(version)}; EventLoop.Libuv needs libuv 1.x, at least {FormatVersion(MinimumVersion)}. " +
+                InstallHint,
+                tried);
+        }
+
+        return handle;
+    }
+
+    /// <summary>
+    /// Loads libuv from <paramref name="explicitPath"/> if given, else the first of <paramref name="names"/>
+    /// that loads; no checks. Returns the handle and what it was loaded from.
+    /// </summary>
+    internal static (IntPtr Handle, string From) Load(string? explicitPath, IReadOnlyList<string> names)
     {
         if (!string.IsNullOrWhiteSpace(explicitPath))
         {
-            if (NativeLibrary.TryLoad(explicitPath, out IntPtr fromPath))
+            try
             {
-                return fromPath;
+                return (NativeLibrary.Load(explicitPath), explicitPath);
             }
-
-            throw new DllNotFoundException(
-                $"{PathVariable} is set to '{explicitPath}', but no libuv could be loaded from there. " +
-                $"Point it at libuv's shared library (e.g. /usr/lib/x86_64-linux-gnu/libuv.so.1), or unset it to search the system.");
+            catch (Exception ex) when (ex is DllNotFoundException or BadImageFormatException)
+            {
+                string why = File.Exists(explicitPath) ? "the file is there but is not a loadable shared library" : "there is no such file";
+                throw new LibuvUnavailableException(
+                    $"{PathVariable} is set to '{explicitPath}', but libuv could not be loaded from there ({why}). " +
+                    $"Point it at libuv's shared library (e.g. /usr/lib/x86_64-linux-gnu/libuv.so.1), or unset it to search the system. {InstallHint}",
+                    [explicitPath],
+                    ex);
+            }
         }
 
         foreach (string name in names)
         {
             if (NativeLibrary.TryLoad(name, typeof(LibuvLibrary).Assembly, DllImportSearchPath.SafeDirectories | DllImportSearchPath.AssemblyDirectory, out IntPtr handle))
             {
-                return handle;
+                return (handle, name);
             }
         }
 
-        throw new DllNotFoundException(
-            "The libuv loop policy needs the libuv shared library, and none was found (tried " + string.Join(", ", names) + "). Install it: " +
-            "Debian/Ubuntu 'apt-get install libuv1', Fedora 'dnf install libuv', Alpine 'apk add libuv', macOS 'brew install libuv', " +
-            $"Windows: put uv.dll beside the app. Or set {PathVariable} to the library's path, or use the managed loop (new ManagedLoopPolicy()).");
+        throw new LibuvUnavailableException(
+            $"The libuv loop needs the libuv shared library, and none was found: looked for {string.Join(", ", names)} in the app's directory " +
+            $"({AppContext.BaseDirectory.TrimEnd('/', '\\')}) and on the system's library search path ({SystemSearchPath()}). " +
+            $"Set {PathVariable} to the library's path if it is elsewhere. {InstallHint}",
+            [.. names]);
     }
+
+    private static string SystemSearchPath() =>
+        OperatingSystem.IsWindows() ? "the system directories and PATH"
+        : OperatingSystem.IsMacOS() ? "DYLD_LIBRARY_PATH and the default /usr/local/lib, /usr/lib"
+        : "LD_LIBRARY_PATH, the ld.so cache, /lib, /usr/lib";
 
     private static unsafe uint GetVersion(IntPtr handle)
     {

@@ -195,6 +195,16 @@ internal static unsafe partial class Uv
 
     public static int TcpInit(IntPtr loop, IntPtr handle) => Imports.uv_tcp_init(OnLoopThread(loop, "uv_tcp_init"), handle);
 
+    /// <summary>
+    /// <c>uv_tcp_init_ex</c>: initialises the handle and creates its socket at once, of address family
+    /// <paramref name="addressFamily"/> (the low 8 bits of the flags: <c>AF_INET</c>, <c>AF_INET6</c>), so socket
+    /// options can be set on its descriptor (<see cref="Fileno"/>) before it is bound.
+    /// </summary>
+    public static int TcpInitEx(IntPtr loop, IntPtr handle, uint addressFamily) => Imports.uv_tcp_init_ex(OnLoopThread(loop, "uv_tcp_init_ex"), handle, addressFamily);
+
+    /// <summary><c>uv_tcp_open</c>: makes an initialised handle of an existing socket descriptor, which libuv then owns (on success).</summary>
+    public static int TcpOpen(IntPtr handle, int fd) => Imports.uv_tcp_open(OnLoopThread(handle, "uv_tcp_open"), fd);
+
     public static int TcpNoDelay(IntPtr handle, bool enable) => Imports.uv_tcp_nodelay(OnLoopThread(handle, "uv_tcp_nodelay"), enable ? 1 : 0);
 
     public static int TcpKeepAlive(IntPtr handle, bool enable, uint delaySeconds) => Imports.uv_tcp_keepalive(OnLoopThread(handle, "uv_tcp_keepalive"), enable ? 1 : 0, delaySeconds);
@@ -469,6 +479,12 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_tcp_init(IntPtr loop, IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_init_ex(IntPtr loop, IntPtr handle, uint flags);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_tcp_open(IntPtr handle, int sock);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_tcp_nodelay(IntPtr handle, int enable);

@@ -71,6 +71,31 @@ internal static unsafe class LibuvTcp
         return handle;
     }
 
+    /// <summary>
+    /// A new TCP handle for a listener with <see cref="TcpOptions.ReusePort"/>: its socket is created at once
+    /// (<c>uv_tcp_init_ex</c>) so that <c>SO_REUSEPORT</c> can be set on it before the bind. Close it with <c>uv_close</c>.
+    /// </summary>
+    public static IntPtr NewReusePortTcpHandle(LibuvLoop loop, AddressFamily family)
+    {
+        IntPtr handle = loop.NewHandle(Uv.HandleType.Tcp);
+        int status = Uv.TcpInitEx(loop.NativeLoop, handle, family == AddressFamily.InterNetworkV6 ? Libc.AfInet6 : Libc.AfInet);
+        loop.Adopt(handle);
+        if (status < 0)
+        {
+            LibuvLoop.FreeHandle(handle); // libuv took it back out of the loop's handle queue: nothing to close
+            Uv.ThrowError(status, "uv_tcp_init_ex");
+        }
+
+        status = Libc.SetReusePort(Uv.Fileno(handle));
+        if (status < 0)
+        {
+            CloseUnowned(handle);
+            Uv.ThrowError(status, "setsockopt(SO_REUSEPORT)");
+        }
+
+        return handle;
+    }
+
     /// <summary>Closes a handle nobody owns yet (failed listen or connect); its memory is freed in the callback.</summary>
     public static void CloseUnowned(IntPtr handle)
     {

@@ -52,7 +52,7 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
     internal static unsafe LibuvTcpListener Listen(LibuvLoop loop, EndPoint endpoint, TcpOptions options)
     {
         IPEndPoint ip = LibuvTcp.RequireIPEndPoint(endpoint, nameof(endpoint));
-        IntPtr handle = LibuvTcp.NewTcpHandle(loop);
+        IntPtr handle = options.ReusePort ? LibuvTcp.NewReusePortTcpHandle(loop, ip.AddressFamily) : LibuvTcp.NewTcpHandle(loop);
         int status;
         SocketAddress address = ip.Serialize();
         fixed (byte* native = address.Buffer.Span)

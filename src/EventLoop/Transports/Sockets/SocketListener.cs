@@ -15,6 +15,7 @@ namespace EventLoop.Transports.Sockets;
 internal sealed class SocketListener : ConnectionListener
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromMilliseconds(200);
+    private const int SolSocket = 1, SoReusePort = 15; // Linux's SOL_SOCKET and SO_REUSEPORT (TcpOptions.ReusePort is Linux only)
 
     private readonly Loop _loop;
     private readonly Socket _socket;
@@ -57,6 +58,11 @@ internal sealed class SocketListener : ConnectionListener
             if (ip.Address.Equals(IPAddress.IPv6Any))
             {
                 socket.DualMode = true;
+            }
+
+            if (options.ReusePort)
+            {
+                socket.SetRawSocketOption(SolSocket, SoReusePort, BitConverter.GetBytes(1)); // no SocketOptionName for it
             }
 
             socket.Bind(ip);

@@ -104,7 +104,9 @@ public abstract partial class Loop
 
     /// <summary>Describes resources still open (see <see cref="OpenAtClose"/>), or null. Loop thread, before the backend closes.</summary>
     private protected virtual string? DescribeOpenResources() =>
-        OpenSocketCount != 0 ? $"{OpenSocketCount} socket(s)" : null;
+        OpenSocketCount != 0 ? $"{OpenSocketCount} socket(s)"
+        : OpenSignalHandlerCount != 0 ? $"{OpenSignalHandlerCount} signal handler(s)"
+        : null;
 
     /// <summary>
     /// Runs ready work until none is left, and, once resources are closed, until closed I/O has delivered its

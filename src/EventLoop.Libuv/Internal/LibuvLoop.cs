@@ -600,4 +600,24 @@ internal sealed unsafe class LibuvLoop : Loop
 
     private protected override Connection AdoptAcceptedTcpSocketCore(System.Net.Sockets.Socket socket, TcpOptions options) =>
         LibuvTcpHandOff.Adopt(this, socket, options);
+
+    // ------------------------------------------------------------ Unix domain sockets: uv_pipe_t
+
+    private protected override ValueTask<ConnectionListener> ListenUnixCoreAsync(EventLoop.Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
+        new(LibuvUnix.Listen(this, path, options));
+
+    private protected override ValueTask<Connection> ConnectUnixCoreAsync(EventLoop.Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
+        LibuvUnix.ConnectAsync(this, path, options, cancellationToken);
+
+    // ------------------------------------------------------------ DNS: uv_getaddrinfo / uv_getnameinfo on libuv's thread pool
+
+    private protected override Task<IPEndPoint[]> GetAddrInfoCoreAsync(string host, int port, System.Net.Sockets.AddressFamily family, CancellationToken cancellationToken) =>
+        LibuvDns.GetAddrInfoAsync(this, host, port, family, cancellationToken);
+
+    private protected override Task<string> GetNameInfoCoreAsync(IPAddress address, CancellationToken cancellationToken) =>
+        LibuvDns.GetNameInfoAsync(this, address, cancellationToken);
+
+    // ------------------------------------------------------------ files: uv_fs_* on libuv's thread pool
+
+    private protected override LoopFileSystem CreateFileSystem() => new LibuvFileSystem(this);
 }

@@ -144,4 +144,16 @@ internal sealed class ManagedLoop : Loop
         _poller is not null
             ? EpollHandOff.Adopt(this, _poller, socket, options)
             : base.AdoptAcceptedTcpSocketCore(socket, options);
+
+    private protected override ValueTask<ConnectionListener> ListenUnixCoreAsync(Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
+        _poller is not null
+            ? new(EpollListener.ListenUnix(this, _poller, path, options))
+            : new(Transports.Sockets.SocketListener.ListenUnix(this, path, options));
+
+    private protected override ValueTask<Connection> ConnectUnixCoreAsync(Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
+        _poller is not null
+            ? EpollConnector.ConnectUnixAsync(this, _poller, path, options, cancellationToken)
+            : Transports.Sockets.SocketListener.ConnectUnixAsync(this, path, options, cancellationToken);
+
+    private protected override LoopFileSystem CreateFileSystem() => new Transports.Files.ManagedFileSystem(this);
 }

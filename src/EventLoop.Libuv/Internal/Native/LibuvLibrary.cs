@@ -37,14 +37,17 @@ internal static class LibuvLibrary
     /// </summary>
     internal static readonly string[] RequiredExports =
     [
-        "uv_accept", "uv_async_init", "uv_async_send", "uv_backend_fd", "uv_check_init", "uv_check_start", "uv_close",
-        "uv_err_name", "uv_fileno", "uv_handle_get_type", "uv_handle_size", "uv_handle_type_name", "uv_idle_init",
+        "uv_accept", "uv_async_init", "uv_async_send", "uv_backend_fd", "uv_cancel", "uv_check_init", "uv_check_start",
+        "uv_close", "uv_err_name", "uv_fileno", "uv_freeaddrinfo", "uv_fs_close", "uv_fs_fstat", "uv_fs_get_result",
+        "uv_fs_get_statbuf", "uv_fs_mkdir", "uv_fs_open", "uv_fs_read", "uv_fs_rename", "uv_fs_req_cleanup",
+        "uv_fs_scandir", "uv_fs_scandir_next", "uv_fs_stat", "uv_fs_unlink", "uv_fs_write", "uv_getaddrinfo",
+        "uv_getnameinfo", "uv_handle_get_type", "uv_handle_size", "uv_handle_type_name", "uv_idle_init",
         "uv_idle_start", "uv_idle_stop", "uv_is_closing", "uv_listen", "uv_loop_close", "uv_loop_init", "uv_loop_size",
-        "uv_now", "uv_prepare_init", "uv_prepare_start", "uv_read_start", "uv_read_stop", "uv_req_size", "uv_run",
-        "uv_shutdown", "uv_stop", "uv_strerror", "uv_tcp_bind", "uv_tcp_close_reset", "uv_tcp_connect",
-        "uv_tcp_getpeername", "uv_tcp_getsockname", "uv_tcp_init", "uv_tcp_init_ex", "uv_tcp_keepalive", "uv_tcp_nodelay",
-        "uv_tcp_open",
-        "uv_timer_init", "uv_timer_start", "uv_timer_stop", "uv_try_write", "uv_unref", "uv_walk", "uv_write",
+        "uv_now", "uv_pipe_connect", "uv_pipe_init", "uv_pipe_open", "uv_prepare_init", "uv_prepare_start",
+        "uv_read_start", "uv_read_stop", "uv_req_size", "uv_run", "uv_shutdown", "uv_stop", "uv_strerror",
+        "uv_tcp_bind", "uv_tcp_close_reset", "uv_tcp_connect", "uv_tcp_getpeername", "uv_tcp_getsockname",
+        "uv_tcp_init", "uv_tcp_init_ex", "uv_tcp_keepalive", "uv_tcp_nodelay", "uv_tcp_open", "uv_timer_init",
+        "uv_timer_start", "uv_timer_stop", "uv_try_write", "uv_unref", "uv_walk", "uv_write",
         "uv_version", // called here, not imported
     ];
 

@@ -178,6 +178,9 @@ internal static unsafe partial class Uv
         Connect = 2,
         Write = 3,
         Shutdown = 4,
+        Fs = 6,
+        GetAddrInfo = 8,
+        GetNameInfo = 9,
     }
 
     /// <summary>libuv's <c>uv_buf_t</c> on Unix: a pointer and a length.</summary>
@@ -236,6 +239,105 @@ internal static unsafe partial class Uv
     public static int Shutdown(IntPtr req, IntPtr stream, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
         Imports.uv_shutdown(req, OnLoopThread(stream, "uv_shutdown"), callback);
 
+    // ------------------------------------------------------------ Unix domain sockets (uv_pipe_t)
+
+    public static int PipeInit(IntPtr loop, IntPtr handle) => Imports.uv_pipe_init(OnLoopThread(loop, "uv_pipe_init"), handle, 0);
+
+    /// <summary><c>uv_pipe_connect</c>: the result, errors included, comes to the callback.</summary>
+    public static void PipeConnect(IntPtr req, IntPtr handle, byte* name, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
+        Imports.uv_pipe_connect(req, OnLoopThread(handle, "uv_pipe_connect"), name, callback);
+
+    /// <summary><c>uv_pipe_open</c>: adopts a socket descriptor (made non-blocking by libuv).</summary>
+    public static int PipeOpen(IntPtr handle, int fd) => Imports.uv_pipe_open(OnLoopThread(handle, "uv_pipe_open"), fd);
+
+    // ------------------------------------------------------------ DNS (libuv's thread pool) and cancelling requests
+
+    /// <summary><c>struct addrinfo</c> on Linux (64-bit): what the hints and the results are.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct AddrInfo
+    {
+        public int Flags;
+        public int Family;
+        public int SockType;
+        public int Protocol;
+        public uint AddrLen;
+        public byte* Addr;
+        public byte* CanonName;
+        public AddrInfo* Next;
+    }
+
+    /// <summary><c>uv_getaddrinfo</c>; libuv copies the node, service and hints. The result comes to the callback, which must free it.</summary>
+    public static int GetAddrInfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, AddrInfo*, void> callback, byte* node, byte* service, AddrInfo* hints) =>
+        Imports.uv_getaddrinfo(OnLoopThread(loop, "uv_getaddrinfo"), req, callback, node, service, hints);
+
+    /// <summary><c>uv_freeaddrinfo</c> (null is fine).</summary>
+    public static void FreeAddrInfo(AddrInfo* info) => Imports.uv_freeaddrinfo(info);
+
+    /// <summary><c>uv_getnameinfo</c>; libuv copies the address.</summary>
+    public static int GetNameInfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, byte*, byte*, void> callback, byte* address, int flags) =>
+        Imports.uv_getnameinfo(OnLoopThread(loop, "uv_getnameinfo"), req, callback, address, flags);
+
+    /// <summary><c>uv_cancel</c>: a thread-pool request that has not started is cancelled (its callback gets a cancel status); one that runs is not (EBUSY).</summary>
+    public static int Cancel(IntPtr loop, IntPtr req)
+    {
+        OnLoopThread(loop, "uv_cancel"); // the request's data is ours, not the loop's: check with the loop it belongs to
+        return Imports.uv_cancel(req);
+    }
+
+    // ------------------------------------------------------------ files (uv_fs_t on libuv's thread pool)
+
+    /// <summary>libuv's <c>uv_dirent_t</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Dirent
+    {
+        public byte* Name;
+        public int Type;
+    }
+
+    public static int FsOpen(IntPtr loop, IntPtr req, byte* path, int flags, int mode, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_open(OnLoopThread(loop, "uv_fs_open"), req, path, flags, mode, callback);
+
+    /// <summary><c>uv_fs_close</c>; with a null callback it runs at once, on this thread.</summary>
+    public static int FsClose(IntPtr loop, IntPtr req, int file, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_close(OnLoopThread(loop, "uv_fs_close"), req, file, callback);
+
+    public static int FsRead(IntPtr loop, IntPtr req, int file, Buf* bufs, uint count, long offset, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_read(OnLoopThread(loop, "uv_fs_read"), req, file, bufs, count, offset, callback);
+
+    public static int FsWrite(IntPtr loop, IntPtr req, int file, Buf* bufs, uint count, long offset, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_write(OnLoopThread(loop, "uv_fs_write"), req, file, bufs, count, offset, callback);
+
+    public static int FsStat(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_stat(OnLoopThread(loop, "uv_fs_stat"), req, path, callback);
+
+    /// <summary><c>uv_fs_fstat</c>; with a null callback it runs at once, on this thread.</summary>
+    public static int FsFstat(IntPtr loop, IntPtr req, int file, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_fstat(OnLoopThread(loop, "uv_fs_fstat"), req, file, callback);
+
+    public static int FsRename(IntPtr loop, IntPtr req, byte* path, byte* newPath, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_rename(OnLoopThread(loop, "uv_fs_rename"), req, path, newPath, callback);
+
+    public static int FsUnlink(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_unlink(OnLoopThread(loop, "uv_fs_unlink"), req, path, callback);
+
+    public static int FsMkdir(IntPtr loop, IntPtr req, byte* path, int mode, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_mkdir(OnLoopThread(loop, "uv_fs_mkdir"), req, path, mode, callback);
+
+    public static int FsScandir(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback) =>
+        Imports.uv_fs_scandir(OnLoopThread(loop, "uv_fs_scandir"), req, path, 0, callback);
+
+    /// <summary>The next entry of a finished scandir request; <see cref="EOF"/> at the end.</summary>
+    public static int FsScandirNext(IntPtr req, Dirent* entry) => Imports.uv_fs_scandir_next(req, entry);
+
+    /// <summary>Frees what libuv allocated for a finished fs request (its path copy, scandir entries); the request's memory stays ours.</summary>
+    public static void FsReqCleanup(IntPtr req) => Imports.uv_fs_req_cleanup(req);
+
+    /// <summary>The request's result: a descriptor, a byte count, or a negative status.</summary>
+    public static long FsResult(IntPtr req) => Imports.uv_fs_get_result(req);
+
+    /// <summary>The <c>uv_stat_t</c> of a finished stat request: sixteen 64-bit fields, then four timespecs.</summary>
+    public static ulong* FsStatBuf(IntPtr req) => (ulong*)Imports.uv_fs_get_statbuf(req);
+
     /// <summary>Throws for a negative libuv status. Tiny so it inlines; the throw is out of line.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void ThrowIfError(int status, string operation)
@@ -272,6 +374,13 @@ internal static unsafe partial class Uv
             "ENOTCONN" => SocketError.NotConnected,
             "EAFNOSUPPORT" => SocketError.AddressFamilyNotSupported,
             "EACCES" => SocketError.AccessDenied,
+            "ENOENT" => SocketError.AddressNotAvailable,
+            "EAI_NONAME" or "EAI_NODATA" or "EAI_ADDRFAMILY" => SocketError.HostNotFound,
+            "EAI_AGAIN" => SocketError.TryAgain,
+            "EAI_FAIL" => SocketError.NoRecovery,
+            "EAI_FAMILY" => SocketError.AddressFamilyNotSupported,
+            "EAI_CANCELED" => SocketError.OperationAborted, // no socket file at a Unix path (as .NET's sockets say)
+            "EAGAIN" => SocketError.WouldBlock,
             "ECANCELED" => SocketError.OperationAborted,
             _ => null,
         };
@@ -418,6 +527,69 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_shutdown(IntPtr req, IntPtr stream, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_pipe_init(IntPtr loop, IntPtr handle, int ipc);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_pipe_connect(IntPtr req, IntPtr handle, byte* name, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_pipe_open(IntPtr handle, int fd);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_getaddrinfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, AddrInfo*, void> callback, byte* node, byte* service, AddrInfo* hints);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_freeaddrinfo(AddrInfo* info);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_getnameinfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, byte*, byte*, void> callback, byte* address, int flags);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_cancel(IntPtr req);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_open(IntPtr loop, IntPtr req, byte* path, int flags, int mode, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_close(IntPtr loop, IntPtr req, int file, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_read(IntPtr loop, IntPtr req, int file, Buf* bufs, uint count, long offset, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_write(IntPtr loop, IntPtr req, int file, Buf* bufs, uint count, long offset, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_stat(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_fstat(IntPtr loop, IntPtr req, int file, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_rename(IntPtr loop, IntPtr req, byte* path, byte* newPath, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_unlink(IntPtr loop, IntPtr req, byte* path, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_mkdir(IntPtr loop, IntPtr req, byte* path, int mode, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_scandir(IntPtr loop, IntPtr req, byte* path, int flags, delegate* unmanaged[Cdecl]<IntPtr, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_fs_scandir_next(IntPtr req, Dirent* entry);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial void uv_fs_req_cleanup(IntPtr req);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial nint uv_fs_get_result(IntPtr req);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial IntPtr uv_fs_get_statbuf(IntPtr req);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial IntPtr uv_err_name(int status);

@@ -33,6 +33,8 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
     private const int MaxBuffersPerWrite = 16;
 
     private new readonly LibuvLoop _loop;
+    private readonly string _kind;
+    private readonly bool _isTcp; // a reset (RST) on abort; other streams just close
     private readonly Action _onInputFlushed;
     private readonly IntPtr _self; // GCHandle, stored in the handle's header and in each request's data
 
@@ -57,9 +59,20 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
     private ManualResetValueTaskSourceCore<int> _writeDone;
 
     /// <summary>Wraps a connected (or accepted) handle. The handle's header must not have an owner yet.</summary>
-    internal unsafe LibuvTcpConnection(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family)
-        : base(loop, options, LibuvTcp.GetEndPoint(handle, family, peer: false), LibuvTcp.GetEndPoint(handle, family, peer: true))
+    internal LibuvTcpConnection(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family)
+        : this(loop, handle, options, LibuvTcp.GetEndPoint(handle, family, peer: false), LibuvTcp.GetEndPoint(handle, family, peer: true), "TCP")
     {
+    }
+
+    /// <summary>
+    /// Wraps a connected stream handle of any kind libuv streams share this machinery with (a <c>uv_pipe_t</c> on a
+    /// Unix domain socket), with the addresses given; <paramref name="kind"/> names it in messages.
+    /// </summary>
+    internal unsafe LibuvTcpConnection(LibuvLoop loop, IntPtr handle, TcpOptions options, EndPoint? localEndPoint, EndPoint? remoteEndPoint, string kind)
+        : base(loop, options, localEndPoint, remoteEndPoint)
+    {
+        _kind = kind;
+        _isTcp = Uv.GetHandleType(handle) == Uv.HandleType.Tcp;
         _loop = loop;
         _handle = handle;
         _onInputFlushed = OnInputFlushed;
@@ -435,6 +448,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         LeaveShutdownList();
         _loop.PendingIo++; // until the close callback
         _handleClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        reset &= _isTcp; // a reset is TCP's; other streams just close
         if (!reset || Uv.TcpCloseReset(_handle, &OnHandleClosed) != 0)
         {
             Uv.Close(_handle, &OnHandleClosed);
@@ -489,7 +503,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         SignalClosed();
     }
 
-    public override string ToString() => $"TCP (libuv) {LocalEndPoint} <-> {RemoteEndPoint}";
+    public override string ToString() => $"{_kind} (libuv) {LocalEndPoint} <-> {RemoteEndPoint}";
 
     // ------------------------------------------------------------------ native callbacks: never throw into libuv
 

@@ -5,11 +5,13 @@ using System.Runtime.InteropServices;
 using EventLoop.Internal;
 using EventLoop.Libuv.Internal.Native;
 using EventLoop.Transports;
+using EventLoop.Transports.Unix;
 
 namespace EventLoop.Libuv.Internal;
 
 /// <summary>
-/// A TCP listener on a libuv stream. Connections are accepted as they arrive and queued for
+/// A TCP listener on a libuv stream, and a Unix domain socket listener (a <c>uv_pipe_t</c>, made by
+/// <see cref="LibuvUnix"/>): both accept the same way. Connections are accepted as they arrive and queued for
 /// <see cref="AcceptAsync"/>, up to <see cref="TcpOptions.Backlog"/> of them; beyond that the listener stops
 /// taking connections from the kernel until the application accepts, so the backlog still bounds the queue.
 /// </summary>
@@ -17,7 +19,9 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
 {
     private readonly LibuvLoop _loop;
     private readonly TcpOptions _options;
-    private readonly IPEndPoint _localEndPoint;
+    private readonly EndPoint _localEndPoint;
+    private readonly UnixSocketPath? _unixPath; // null for TCP
+    private readonly UnixSocketPath.FileIdentity? _boundFile;
     private readonly AddressFamily _family;
     private readonly ResourceNode _node;
     private readonly Queue<LibuvTcpConnection> _accepted = new();
@@ -27,13 +31,17 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
     private bool _connectionWaiting;
     private bool _acceptErrorReported;
 
-    private unsafe LibuvTcpListener(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family)
+    private unsafe LibuvTcpListener(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family, UnixSocketPath? unixPath = null)
     {
         _loop = loop;
         _handle = handle;
         _options = options;
         _family = family;
-        _localEndPoint = LibuvTcp.GetEndPoint(handle, family, peer: false) ?? new IPEndPoint(IPAddress.None, 0);
+        _unixPath = unixPath;
+        _boundFile = unixPath?.IdentifyBoundFile();
+        _localEndPoint = unixPath is not null
+            ? unixPath.EndPoint
+            : LibuvTcp.GetEndPoint(handle, family, peer: false) ?? new IPEndPoint(IPAddress.None, 0);
         LibuvLoop.Header(handle)->Owner = GCHandle.ToIntPtr(GCHandle.Alloc(this));
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
@@ -67,6 +75,17 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
         loop.NoteWatcherStarted(listener, handle, writable: false);
         return listener;
     }
+
+    /// <summary>Wraps a bound pipe handle on which <c>uv_listen</c> succeeded (see <see cref="LibuvUnix"/>).</summary>
+    internal static LibuvTcpListener ForUnix(LibuvLoop loop, IntPtr handle, TcpOptions options, UnixSocketPath path)
+    {
+        var listener = new LibuvTcpListener(loop, handle, options, AddressFamily.Unix, path);
+        loop.NoteWatcherStarted(listener, handle, writable: false);
+        return listener;
+    }
+
+    /// <summary>The <c>uv_listen</c> connection callback, for <see cref="LibuvUnix"/>.</summary>
+    internal static unsafe delegate* unmanaged[Cdecl]<IntPtr, int, void> ConnectionCallback => &OnConnection;
 
     public override ValueTask<Connection> AcceptAsync(CancellationToken cancellationToken = default)
     {
@@ -155,6 +174,11 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
     /// <summary>Accepts the connection libuv holds (<c>uv_accept</c>) and starts it; null if the peer is already gone.</summary>
     private LibuvTcpConnection? TakeConnection()
     {
+        if (_unixPath is not null)
+        {
+            return TakeUnixConnection();
+        }
+
         IntPtr client = LibuvTcp.NewTcpHandle(_loop);
         int status = Uv.Accept(_handle, client);
         if (status < 0)
@@ -176,6 +200,22 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
 
         _acceptErrorReported = false;
         var connection = new LibuvTcpConnection(_loop, client, _options, _family);
+        connection.Start();
+        return connection;
+    }
+
+    /// <summary>Accepts a Unix domain socket connection into a new pipe handle (no options to apply).</summary>
+    private LibuvTcpConnection? TakeUnixConnection()
+    {
+        IntPtr client = LibuvUnix.NewPipeHandle(_loop);
+        if (Uv.Accept(_handle, client) < 0)
+        {
+            LibuvTcp.CloseUnowned(client);
+            return null;
+        }
+
+        _acceptErrorReported = false;
+        var connection = new LibuvTcpConnection(_loop, client, _options, _localEndPoint, LibuvUnix.GetPeer(client), "Unix");
         connection.Start();
         return connection;
     }
@@ -210,6 +250,7 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
         _loop.UnregisterShutdown(_node);
         Uv.Close(_handle, &OnListenerClosed);
         _handle = IntPtr.Zero;
+        _unixPath?.RemoveBoundFile(_boundFile); // closed at once in uv_close: the descriptor is gone, only the file is left
         while (_waiters.TryDequeue(out TaskCompletionSource<Connection>? waiter))
         {
             waiter.TrySetException(new ObjectDisposedException(ToString()));
@@ -224,7 +265,7 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
         return default;
     }
 
-    public override string ToString() => $"TCP listener (libuv) on {_localEndPoint}";
+    public override string ToString() => _unixPath is null ? $"TCP listener (libuv) on {_localEndPoint}" : $"Unix listener (libuv) on {_unixPath}";
 
     bool LibuvLoop.IWatcherOwner.IsOpen(IntPtr handle) => !_disposed && _handle == handle;
 

@@ -10,7 +10,7 @@ using EventLoop.Transports;
 namespace EventLoop.Managed.Epoll;
 
 /// <summary>
-/// A TCP connection of the managed loop's own poller: a non-blocking socket registered edge-triggered with the
+/// A TCP (or Unix domain socket) connection of the managed loop's own poller: a non-blocking socket registered edge-triggered with the
 /// loop's epoll, read and written by the loop thread only when epoll says it is ready, as libuv's streams are.
 /// <list type="bullet">
 /// <item>Reads: on a readable edge, <c>recv</c> straight into the input pipe's pinned blocks until the socket is
@@ -29,6 +29,7 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
     private const int MaxBuffersPerWrite = 16;
 
     private readonly EpollPoller _poller;
+    private readonly string _kind;
     private readonly Action _onInputFlushed;
     private int _fd;
     private long _token;
@@ -47,9 +48,16 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
     private readonly MemoryHandle[] _writePins = new MemoryHandle[MaxBuffersPerWrite];
 
     /// <summary>Wraps a connected, non-blocking socket the caller counted in <see cref="Loop.OpenSocketCount"/>; it now owns it.</summary>
-    internal unsafe EpollConnection(ManagedLoop loop, EpollPoller poller, int fd, TcpOptions options, AddressFamily family, EndPoint? remoteEndPoint = null)
-        : base(loop, options, Linux.GetEndPoint(fd, family, peer: false), Linux.GetEndPoint(fd, family, peer: true) ?? remoteEndPoint)
+    internal EpollConnection(ManagedLoop loop, EpollPoller poller, int fd, TcpOptions options, AddressFamily family, EndPoint? remoteEndPoint = null)
+        : this(loop, poller, fd, options, Linux.GetEndPoint(fd, family, peer: false), Linux.GetEndPoint(fd, family, peer: true) ?? remoteEndPoint, "TCP")
     {
+    }
+
+    /// <summary>Wraps a connected socket of any stream kind (TCP, Unix) with the addresses given; <paramref name="kind"/> names it in messages.</summary>
+    internal unsafe EpollConnection(ManagedLoop loop, EpollPoller poller, int fd, TcpOptions options, EndPoint? localEndPoint, EndPoint? remoteEndPoint, string kind)
+        : base(loop, options, localEndPoint, remoteEndPoint)
+    {
+        _kind = kind;
         _poller = poller;
         _fd = fd;
         _onInputFlushed = OnInputFlushed;
@@ -371,5 +379,5 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
         SignalClosed();
     }
 
-    public override string ToString() => $"TCP (managed epoll) {LocalEndPoint} <-> {RemoteEndPoint}";
+    public override string ToString() => $"{_kind} (managed epoll) {LocalEndPoint} <-> {RemoteEndPoint}";
 }

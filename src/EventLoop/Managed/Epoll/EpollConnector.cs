@@ -2,11 +2,12 @@ using System.Net;
 using System.Net.Sockets;
 using EventLoop.Internal;
 using EventLoop.Transports;
+using EventLoop.Transports.Unix;
 
 namespace EventLoop.Managed.Epoll;
 
 /// <summary>
-/// An outgoing TCP connection of the managed loop's own poller: a non-blocking <c>connect</c>, then the writable
+/// An outgoing TCP or Unix domain socket connection of the managed loop's own poller: a non-blocking <c>connect</c>, then the writable
 /// edge and <c>SO_ERROR</c> tell how it went. Cancelled by its token or by the loop's shutdown (the socket is
 /// closed). Host names resolve through <see cref="Dns"/> and every address is tried (<see cref="TcpConnect"/>).
 /// </summary>
@@ -31,10 +32,15 @@ internal sealed class EpollConnector : ShutdownNode, IEpollHandler
         TcpConnect.ConnectAsync(endpoint, (Loop: loop, Poller: poller, Options: options),
             static (state, ip, token) => ConnectOneAsync(state.Loop, state.Poller, ip, state.Options, token), cancellationToken);
 
-    private static async ValueTask<Connection> ConnectOneAsync(ManagedLoop loop, EpollPoller poller, IPEndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
+    /// <summary>Connects to a Unix domain socket: the same non-blocking connect (which for <c>AF_UNIX</c> usually ends at once).</summary>
+    internal static ValueTask<Connection> ConnectUnixAsync(ManagedLoop loop, EpollPoller poller, UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
+        ConnectOneAsync(loop, poller, path.EndPoint, options, cancellationToken, path);
+
+    private static async ValueTask<Connection> ConnectOneAsync(
+        ManagedLoop loop, EpollPoller poller, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken, UnixSocketPath? unixPath = null)
     {
         var connector = new EpollConnector(loop, poller);
-        int status = connector.Start(endpoint, options);
+        int status = connector.Start(endpoint, options, unixPath);
         if (status == -Linux.EINPROGRESS)
         {
             loop.RegisterShutdown(connector);
@@ -68,29 +74,35 @@ internal sealed class EpollConnector : ShutdownNode, IEpollHandler
         if (status < 0)
         {
             connector.CloseSocket();
-            Linux.Throw(status, $"Connecting to {endpoint}");
+            Linux.Throw(status, $"Connecting to {Describe(endpoint, unixPath)}");
         }
 
         int fd = connector.TakeSocket();
-        var connection = new EpollConnection(loop, poller, fd, options, endpoint.AddressFamily, endpoint);
+        EpollConnection connection = unixPath is null
+            ? new EpollConnection(loop, poller, fd, options, endpoint.AddressFamily, endpoint)
+            : new EpollConnection(loop, poller, fd, options, Linux.GetUnixEndPoint(fd, peer: false), unixPath.EndPoint, "Unix");
         connection.Start();
         return connection;
     }
 
-    /// <summary>Creates the socket, applies the options and starts connecting. Returns 0, -EINPROGRESS or an error (socket closed).</summary>
-    private int Start(IPEndPoint endpoint, TcpOptions options)
+    /// <summary>
+    /// Creates the socket, applies the TCP options (none for a Unix socket) and starts connecting. Returns 0 or
+    /// -EINPROGRESS; throws on an error (socket closed).
+    /// </summary>
+    private int Start(EndPoint endpoint, TcpOptions options, UnixSocketPath? unixPath)
     {
-        _fd = Linux.Socket(endpoint.AddressFamily);
+        TcpOptions? tcpOptions = unixPath is null ? options : null;
+        _fd = endpoint is IPEndPoint ip ? Linux.Socket(ip.AddressFamily) : Linux.UnixSocket();
         if (_fd < 0)
         {
-            Linux.Throw(_fd, $"Connecting to {endpoint}");
+            Linux.Throw(_fd, $"Connecting to {Describe(endpoint, unixPath)}");
         }
 
         _loop.OpenSocketCount++;
-        int status = Linux.SetNoDelay(_fd, options.NoDelay);
-        if (status == 0 && options.KeepAlive)
+        int status = tcpOptions is null ? 0 : Linux.SetNoDelay(_fd, tcpOptions.NoDelay);
+        if (status == 0 && tcpOptions is { KeepAlive: true })
         {
-            status = Linux.SetKeepAlive(_fd, options.KeepAliveSeconds);
+            status = Linux.SetKeepAlive(_fd, tcpOptions.KeepAliveSeconds);
         }
 
         if (status == 0)
@@ -114,11 +126,14 @@ internal sealed class EpollConnector : ShutdownNode, IEpollHandler
         if (status < 0 && status != -Linux.EINPROGRESS)
         {
             CloseSocket();
-            Linux.Throw(status, $"Connecting to {endpoint}");
+            Linux.Throw(status, $"Connecting to {Describe(endpoint, unixPath)}");
         }
 
         return status;
     }
+
+    private static string Describe(EndPoint endpoint, UnixSocketPath? unixPath) =>
+        unixPath is null ? endpoint.ToString()! : $"the Unix socket {unixPath}";
 
     public void OnEvents(uint events)
     {

@@ -2,11 +2,12 @@ using System.Net;
 using System.Net.Sockets;
 using EventLoop.Internal;
 using EventLoop.Transports.Sockets;
+using EventLoop.Transports.Unix;
 
 namespace EventLoop.Managed.Epoll;
 
 /// <summary>
-/// A TCP listener of the managed loop's own poller. The listening socket is made with <see cref="Socket"/>
+/// A TCP or Unix domain socket listener of the managed loop's own poller. The listening socket is made with <see cref="Socket"/>
 /// (binding errors as .NET reports them) and watched level-triggered; when it is readable, connections are taken
 /// with <c>accept4</c> and queued for <see cref="AcceptAsync"/>, up to <see cref="TcpOptions.Backlog"/> of them,
 /// after which the listener stops watching until the application accepts, so the kernel's backlog applies again.
@@ -34,15 +35,19 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
     private TimeSpan _backoff = TimeSpan.FromMilliseconds(5);
     private bool _acceptErrorReported;
     private bool _disposed;
+    private readonly UnixSocketPath? _unixPath; // null for TCP
+    private readonly UnixSocketPath.FileIdentity? _boundFile;
 
-    private EpollListener(ManagedLoop loop, EpollPoller poller, Socket socket, TcpOptions options)
+    private EpollListener(ManagedLoop loop, EpollPoller poller, Socket socket, TcpOptions options, UnixSocketPath? unixPath = null)
     {
+        _unixPath = unixPath;
+        _boundFile = unixPath?.IdentifyBoundFile();
         _loop = loop;
         _poller = poller;
         _socket = socket;
         _fd = (int)socket.SafeHandle.DangerousGetHandle();
         _options = options;
-        _localEndPoint = socket.LocalEndPoint!;
+        _localEndPoint = unixPath?.EndPoint ?? socket.LocalEndPoint!;
         long token = poller.Add(_fd, Linux.EpollIn, this);
         if (token < 0)
         {
@@ -92,6 +97,37 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
         {
             SocketConnection.CloseUntracked(loop, socket);
             throw new SocketException((int)ex.SocketErrorCode, $"Listening on {ip} failed: {ex.SocketErrorCode} ({ex.Message})");
+        }
+        catch
+        {
+            SocketConnection.CloseUntracked(loop, socket);
+            throw;
+        }
+    }
+
+    /// <summary>Listens on a Unix domain socket (a stale socket file at the path is removed first, see <see cref="UnixSocketPath"/>).</summary>
+    internal static EpollListener ListenUnix(ManagedLoop loop, EpollPoller poller, UnixSocketPath path, TcpOptions options)
+    {
+        Socket socket;
+        try
+        {
+            socket = path.BindAndListen(options.Backlog);
+        }
+        catch (SocketException ex)
+        {
+            throw new SocketException((int)ex.SocketErrorCode, $"Listening on the Unix socket {path} failed: {ex.SocketErrorCode} ({ex.Message})");
+        }
+
+        loop.OpenSocketCount++;
+        try
+        {
+            socket.Blocking = false;
+            return new EpollListener(loop, poller, socket, options, path);
+        }
+        catch (SocketException ex)
+        {
+            SocketConnection.CloseUntracked(loop, socket);
+            throw new SocketException((int)ex.SocketErrorCode, $"Listening on the Unix socket {path} failed: {ex.SocketErrorCode} ({ex.Message})");
         }
         catch
         {
@@ -173,6 +209,11 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
     /// <summary>Wraps an accepted descriptor; null (with it closed) when the peer is already gone or an option was refused.</summary>
     private EpollConnection? Open(int fd)
     {
+        if (_unixPath is not null)
+        {
+            return OpenUnix(fd);
+        }
+
         int status = Linux.SetNoDelay(fd, _options.NoDelay);
         if (status == 0 && _options.KeepAlive)
         {
@@ -193,6 +234,22 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
         }
 
         var connection = new EpollConnection(_loop, _poller, fd, _options, _localEndPoint.AddressFamily);
+        try
+        {
+            connection.Start();
+        }
+        catch (SocketException)
+        {
+            return null; // Start closed it
+        }
+
+        return connection;
+    }
+
+    /// <summary>Wraps an accepted Unix domain socket (no options to apply; its peer is usually unnamed).</summary>
+    private EpollConnection? OpenUnix(int fd)
+    {
+        var connection = new EpollConnection(_loop, _poller, fd, _options, _localEndPoint, Linux.GetUnixEndPoint(fd, peer: true), "Unix");
         try
         {
             connection.Start();
@@ -288,6 +345,7 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
         _loop.UnregisterShutdown(_node);
         _poller.Remove(_token, _fd);
         SocketConnection.CloseUntracked(_loop, _socket);
+        _unixPath?.RemoveBoundFile(_boundFile);
         _reserve.Dispose();
         while (_waiters.TryDequeue(out TaskCompletionSource<Connection>? waiter))
         {
@@ -303,7 +361,9 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
         return default;
     }
 
-    public override string ToString() => $"TCP listener (managed epoll) on {_localEndPoint}";
+    public override string ToString() => _unixPath is null
+        ? $"TCP listener (managed epoll) on {_localEndPoint}"
+        : $"Unix listener (managed epoll) on {_unixPath}";
 
     private sealed class ResourceNode(EpollListener owner) : ShutdownNode
     {

@@ -152,6 +152,77 @@ internal static unsafe partial class Linux
 
     public static int Shutdown(int fd, int how) => Check(Imports.shutdown(fd, how));
 
+    /// <summary>A new non-blocking Unix domain stream socket (<c>AF_UNIX</c>).</summary>
+    public static int UnixSocket() => Check(Imports.socket(1 /* AF_UNIX */, SockStream | NonBlock | CloExec, 0));
+
+    /// <summary>
+    /// <c>stat</c>: the file's device, inode and whether it is a socket; false when it does not exist or cannot be
+    /// read (or off Linux x86-64/arm64, whose <c>struct stat</c> layouts are the ones known here).
+    /// </summary>
+    public static bool TryStat(string path, out Transports.Unix.UnixSocketPath.FileIdentity identity)
+    {
+        identity = default;
+        if (!IsSupported)
+        {
+            return false;
+        }
+
+        // st_dev and st_ino lead both layouts; st_mode is at 24 on x86-64 (after an 8-byte st_nlink), 16 on arm64.
+        byte* buffer = stackalloc byte[256];
+        int status;
+        try
+        {
+            status = Imports.stat(path, buffer);
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return false; // glibc before 2.33 exports only __xstat
+        }
+
+        if (status != 0)
+        {
+            return false;
+        }
+
+        uint mode = *(uint*)(buffer + (RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16));
+        const uint TypeMask = 0xF000; // S_IFMT
+        const uint Socket = 0xC000;   // S_IFSOCK
+        identity = new Transports.Unix.UnixSocketPath.FileIdentity(*(ulong*)buffer, *(ulong*)(buffer + 8), (mode & TypeMask) == Socket);
+        return true;
+    }
+
+    /// <summary><c>unlink</c>; returns 0 or a negated errno.</summary>
+    public static int Unlink(string path) => Check(Imports.unlink(path));
+
+    /// <summary>The address of a Unix domain socket, or null when it has none (an unnamed client socket).</summary>
+    public static UnixDomainSocketEndPoint? GetUnixEndPoint(int fd, bool peer)
+    {
+        const int MaxAddressSize = 128;
+        byte* buffer = stackalloc byte[MaxAddressSize];
+        int length = MaxAddressSize;
+        int status = peer ? Imports.getpeername(fd, buffer, &length) : Imports.getsockname(fd, buffer, &length);
+        return status < 0 ? null : ParseUnixAddress(new ReadOnlySpan<byte>(buffer, Math.Min(length, MaxAddressSize)));
+    }
+
+    /// <summary>A <c>sockaddr_un</c> as an endpoint: null for an unnamed socket; a leading NUL is an abstract name.</summary>
+    public static UnixDomainSocketEndPoint? ParseUnixAddress(ReadOnlySpan<byte> address)
+    {
+        const int FamilySize = 2;
+        if (address.Length <= FamilySize)
+        {
+            return null;
+        }
+
+        ReadOnlySpan<byte> path = address[FamilySize..];
+        if (path[0] != 0)
+        {
+            int end = path.IndexOf((byte)0);
+            path = end < 0 ? path : path[..end];
+        }
+
+        return path.Length == 0 ? null : new UnixDomainSocketEndPoint(System.Text.Encoding.UTF8.GetString(path));
+    }
+
     /// <summary>A new non-blocking TCP socket for <paramref name="family"/>.</summary>
     public static int Socket(AddressFamily family) =>
         Check(Imports.socket(family == AddressFamily.InterNetworkV6 ? 10 : 2, SockStream | NonBlock | CloExec, IpProtoTcp));
@@ -163,6 +234,16 @@ internal static unsafe partial class Linux
             return Check(Imports.connect(fd, native, address.Size));
         }
     }
+
+    public static int Bind(int fd, SocketAddress address)
+    {
+        fixed (byte* native = address.Buffer.Span)
+        {
+            return Check(Imports.bind(fd, native, address.Size));
+        }
+    }
+
+    public static int Listen(int fd, int backlog) => Check(Imports.listen(fd, backlog));
 
     /// <summary><c>accept4</c>, non-blocking and close-on-exec. Returns the new fd or a negated errno.</summary>
     public static int Accept(int fd) => Check(Imports.accept4(fd, null, null, NonBlock | CloExec));
@@ -266,6 +347,7 @@ internal static unsafe partial class Linux
             113 => SocketError.HostUnreachable,
             101 => SocketError.NetworkUnreachable,
             98 => SocketError.AddressAlreadyInUse,
+            2 => SocketError.AddressNotAvailable, // ENOENT: no socket file at a Unix path (as .NET's sockets say)
             99 => SocketError.AddressNotAvailable,
             97 => SocketError.AddressFamilyNotSupported,
             13 => SocketError.AccessDenied,
@@ -324,8 +406,20 @@ internal static unsafe partial class Linux
         [LibraryImport("libc", SetLastError = true)]
         public static partial int socket(int domain, int type, int protocol);
 
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        public static partial int stat(string path, byte* buffer);
+
+        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        public static partial int unlink(string path);
+
         [LibraryImport("libc", SetLastError = true)]
         public static partial int connect(int fd, byte* address, int length);
+
+        [LibraryImport("libc", SetLastError = true)]
+        public static partial int bind(int fd, byte* address, int length);
+
+        [LibraryImport("libc", SetLastError = true)]
+        public static partial int listen(int fd, int backlog);
 
         [LibraryImport("libc", SetLastError = true)]
         public static partial int accept4(int fd, byte* address, int* length, int flags);

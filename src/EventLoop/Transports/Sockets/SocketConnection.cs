@@ -86,6 +86,11 @@ internal sealed class SocketConnection : LoopConnection
 
     internal static void Configure(Socket socket, TcpOptions options)
     {
+        if (socket.AddressFamily == AddressFamily.Unix)
+        {
+            return; // the options are TCP's
+        }
+
         socket.NoDelay = options.NoDelay;
         if (options.KeepAlive)
         {
@@ -277,5 +282,5 @@ internal sealed class SocketConnection : LoopConnection
 
     }
 
-    public override string ToString() => $"TCP {LocalEndPoint} <-> {RemoteEndPoint}";
+    public override string ToString() => $"{(_socket.AddressFamily == AddressFamily.Unix ? "Unix" : "TCP")} {LocalEndPoint} <-> {RemoteEndPoint}";
 }

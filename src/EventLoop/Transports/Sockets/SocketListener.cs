@@ -1,11 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
 using EventLoop.Internal;
+using EventLoop.Transports.Unix;
 
 namespace EventLoop.Transports.Sockets;
 
 /// <summary>
-/// A TCP listener over <see cref="Socket"/>; accepts resume on the loop thread. Accepting survives what
+/// A TCP or Unix domain socket listener over <see cref="Socket"/>; accepts resume on the loop thread. Accepting survives what
 /// Linux's <c>accept(2)</c> documents as transient: a connection aborted or reset before it was taken, and
 /// running out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS): the first such error of an episode is
 /// reported, then the listener backs off briefly and keeps accepting, as libuv's listener and Kestrel do,
@@ -24,13 +25,17 @@ internal sealed class SocketListener : ConnectionListener
     private readonly DescriptorReserve _reserve = new();
     private bool _disposed;
     private bool _acceptErrorReported;
+    private readonly UnixSocketPath? _unixPath; // null for TCP
+    private readonly UnixSocketPath.FileIdentity? _boundFile;
 
-    private SocketListener(Loop loop, Socket socket, TcpOptions options)
+    private SocketListener(Loop loop, Socket socket, TcpOptions options, UnixSocketPath? unixPath = null)
     {
         _loop = loop;
         _socket = socket;
         _options = options;
-        _localEndPoint = socket.LocalEndPoint!;
+        _unixPath = unixPath;
+        _boundFile = unixPath?.IdentifyBoundFile();
+        _localEndPoint = unixPath?.EndPoint ?? socket.LocalEndPoint!;
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
         _reserve.TryAcquire();
@@ -76,13 +81,58 @@ internal sealed class SocketListener : ConnectionListener
         }
     }
 
+    /// <summary>Listens on a Unix domain socket (a stale socket file at the path is removed first, see <see cref="UnixSocketPath"/>).</summary>
+    internal static SocketListener ListenUnix(Loop loop, UnixSocketPath path, TcpOptions options)
+    {
+        Socket socket;
+        try
+        {
+            socket = path.BindAndListen(options.Backlog);
+        }
+        catch (SocketException ex)
+        {
+            throw new SocketException((int)ex.SocketErrorCode, $"Listening on the Unix socket {path} failed: {ex.SocketErrorCode} ({ex.Message})");
+        }
+
+        loop.OpenSocketCount++;
+        try
+        {
+            return new SocketListener(loop, socket, options, path);
+        }
+        catch (SocketException ex)
+        {
+            SocketConnection.CloseUntracked(loop, socket);
+            throw new SocketException((int)ex.SocketErrorCode, $"Listening on the Unix socket {path} failed: {ex.SocketErrorCode} ({ex.Message})");
+        }
+        catch
+        {
+            SocketConnection.CloseUntracked(loop, socket);
+            throw;
+        }
+    }
+
+    /// <summary>Connects to a Unix domain socket.</summary>
+    internal static async ValueTask<Connection> ConnectUnixAsync(Loop loop, UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ConnectOneAsync(loop, path.EndPoint, options, cancellationToken).ConfigureAwait(true);
+        }
+        catch (SocketException ex)
+        {
+            throw new SocketException((int)ex.SocketErrorCode, $"Connecting to the Unix socket {path} failed: {ex.SocketErrorCode} ({ex.Message})");
+        }
+    }
+
     internal static ValueTask<Connection> ConnectAsync(Loop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
         TcpConnect.ConnectAsync(endpoint, (Loop: loop, Options: options),
             static (state, ip, token) => ConnectOneAsync(state.Loop, ip, state.Options, token), cancellationToken);
 
-    private static async ValueTask<Connection> ConnectOneAsync(Loop loop, IPEndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
+    private static async ValueTask<Connection> ConnectOneAsync(Loop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)
     {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        var socket = endpoint is UnixDomainSocketEndPoint
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         loop.OpenSocketCount++;
         var pending = new PendingConnect(socket);
         loop.RegisterShutdown(pending);
@@ -222,13 +272,14 @@ internal sealed class SocketListener : ConnectionListener
             _disposed = true;
             _loop.UnregisterShutdown(_node);
             SocketConnection.CloseUntracked(_loop, _socket);
+            _unixPath?.RemoveBoundFile(_boundFile);
             _reserve.Dispose();
         }
 
         return default;
     }
 
-    public override string ToString() => $"TCP listener on {_localEndPoint}";
+    public override string ToString() => _unixPath is null ? $"TCP listener on {_localEndPoint}" : $"Unix listener on {_unixPath}";
 
     private sealed class ResourceNode(SocketListener owner) : ShutdownNode
     {

@@ -181,12 +181,64 @@ site.SetAction(parse =>
     });
 });
 
+var webPortOption = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8080 };
+var webLoopsOption = new Option<int>("--loops") { Description = "Loops (threads) of the transport's group.", DefaultValueFactory = _ => 1 };
+var transportOption = new Option<string>("--transport")
+{
+    Description = "eventloop (Kestrel on a loop group of --loop's policy) or sockets (Kestrel's own Sockets transport, the baseline).",
+    DefaultValueFactory = _ => "eventloop",
+};
+var appOnLoopOption = new Option<bool>("--app-on-loop") { Description = "Run Kestrel and the app inline on the loop threads instead of the thread pool." };
+var web = new Command("web", "A minimal-API web app (/plaintext, /json, /upload, /download/N) on Kestrel over the loop transport; prints its address and serves until Ctrl+C.");
+web.Options.Add(hostOption);
+web.Options.Add(webPortOption);
+web.Options.Add(webLoopsOption);
+web.Options.Add(transportOption);
+web.Options.Add(appOnLoopOption);
+web.SetAction(parse =>
+{
+    if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
+    {
+        AnsiConsole.MarkupLine($"[red]--host must be an IP address, not '{Markup.Escape(parse.GetValue(hostOption) ?? "")}'.[/]");
+        return 2;
+    }
+
+    int port = parse.GetValue(webPortOption), loops = parse.GetValue(webLoopsOption);
+    if (port is < 0 or > 65535 || loops < 1)
+    {
+        AnsiConsole.MarkupLine("[red]--port must be between 0 and 65535 and --loops at least 1.[/]");
+        return 2;
+    }
+
+    WebTransport transport;
+    switch (parse.GetValue(transportOption))
+    {
+        case "eventloop": transport = WebTransport.EventLoop; break;
+        case "sockets": transport = WebTransport.Sockets; break;
+        default:
+            Console.Error.WriteLine($"--transport must be eventloop or sockets, not '{parse.GetValue(transportOption)}'.");
+            return 2;
+    }
+
+    try
+    {
+        return WebDemo.Run(parse.GetValue(loopOption)!, loops, host, port, transport,
+            parse.GetValue(appOnLoopOption) ? EventLoop.AspNetCore.EventLoopApplicationScheduling.Loop : EventLoop.AspNetCore.EventLoopApplicationScheduling.ThreadPool);
+    }
+    catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException)
+    {
+        Console.Error.WriteLine($"web: {ex.Message}");
+        return 1;
+    }
+});
+
 root.Subcommands.Add(echoServer);
 root.Subcommands.Add(generator);
 root.Subcommands.Add(producerConsumer);
 root.Subcommands.Add(scraper);
 root.Subcommands.Add(site);
 root.Subcommands.Add(unsync);
+root.Subcommands.Add(web);
 // With no demo and no loop chosen (no --loop, no EVENTLOOP_POLICY) the tour runs on both loops, one after
 // the other; with a loop chosen, on that one.
 root.SetAction(parse =>

@@ -55,8 +55,23 @@ producerConsumer.SetAction(parse =>
     return Run(parse.GetValue(loopOption)!, loop => ProducerConsumerDemo.RunAsync(loop, AnsiConsole.Console, scale));
 });
 
-var unsync = new Command("unsync", "CPU-bound work on the thread pool, blocking calls in the executor and loop sleeps, all at once.");
-unsync.SetAction(parse => Run(parse.GetValue(loopOption)!, loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console)));
+var unsync = new Command("unsync",
+    "CPU-bound work on the thread pool, blocking calls in the executor and loop sleeps, all at once; then async functions on a loop in a background thread while the main thread goes on.");
+unsync.SetAction(parse =>
+{
+    int status = Run(parse.GetValue(loopOption)!, loop => UnsyncDemo.RunAsync(loop, AnsiConsole.Console));
+    if (status != 0)
+    {
+        return status;
+    }
+
+    AnsiConsole.WriteLine();
+    return RunOffLoop(parse.GetValue(loopOption)!, policy =>
+    {
+        UnsyncDemo.RunInBackground(policy, AnsiConsole.Console);
+        return Task.CompletedTask;
+    });
+});
 
 var hostOption = new Option<string>("--host") { Description = "Address to listen on.", DefaultValueFactory = _ => "127.0.0.1" };
 var portOption = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8888 };

@@ -1,4 +1,4 @@
-# Generates tests/mutations/*.patch from (name, file, find, replace, filter, why). Run from the repo root.
+# Generates tests/mutations/*.patch from ([number,] name, file, find, replace, filter, why). Run from the repo root.
 import subprocess, os, sys, tempfile, shutil
 M = [
 ("ready-queue-grow-order", "src/EventLoop/Internal/ReadyQueue.cs",
@@ -89,12 +89,49 @@ M = [
  "        if (_sendError is { } error && !_aborted)",
  "        if (_sendError is { } error && _aborted)",
  "TcpWriteErrorTests", "ShutdownSendAsync completes cleanly although what was written could not be sent"),
+(70, "group-next-skips-loops", "src/EventLoop/Threading/LoopGroup.cs",
+ "        uint turn = (uint)Interlocked.Increment(ref _next);",
+ "        uint turn = (uint)Interlocked.Add(ref _next, 2);",
+ "LoopGroupTests", "LoopGroup.Next() steps two loops at a time: not round-robin"),
+("group-handler-off-its-loop", "src/EventLoop/Threading/LoopGroupServer.Serving.cs",
+ "            served.Handler = RunHandlerAsync(served);",
+ "            served.Handler = Task.Run(() => RunHandlerAsync(served));",
+ "LoopGroupTests", "a group connection's handler runs on the thread pool instead of the loop that owns the connection"),
+("group-handoff-one-loop", "src/EventLoop/Threading/LoopGroupServer.Serving.cs",
+ "                turn = turn + 1 == _serving.Length ? 0 : turn + 1;",
+ "                turn = 0;",
+ "LoopGroupTests", "the hand-off acceptor gives every connection to the first loop"),
+("group-stop-aborts-at-once", "src/EventLoop/Threading/LoopGroupServer.cs",
+ "        if (!await CompletesWithinAsync(all, timeout).ConfigureAwait(false))",
+ "        if (!await CompletesWithinAsync(all, TimeSpan.Zero).ConfigureAwait(false))",
+ "LoopGroupTests", "a group server's stop aborts every connection at once instead of letting handlers finish within the timeout"),
+("group-stop-never-aborts", "src/EventLoop/Threading/LoopGroupServer.cs",
+ "            await Task.WhenAll(_serving.Select(serving => serving.AbortAllAsync(reason))).ConfigureAwait(false);",
+ "",
+ "LoopGroupTests", "a group server's stop never aborts the connections whose handlers outlive the timeout"),
+("group-stop-keeps-listening", "src/EventLoop/Threading/LoopGroupServer.Serving.cs",
+ "                    if (_listener is { } listener)\n                    {\n                        await listener.DisposeAsync();\n                    }",
+ "                    await Task.CompletedTask;",
+ "LoopGroupTests", "a stopped group server's loops keep their listeners open"),
+("epoll-reuseport-not-set", "src/EventLoop/Managed/Epoll/EpollListener.cs",
+ "            if (options.ReusePort)\n            {\n                int status",
+ "            if (false && options.ReusePort)\n            {\n                int status",
+ "ManagedLoopGroupTests|ManagedTcpListenerTests", "the managed poller's listener ignores TcpOptions.ReusePort: a group's second listener finds the port in use"),
+("epoll-handoff-keeps-dotnet-socket", "src/EventLoop/Managed/Epoll/EpollHandOff.cs",
+ "        finally\n        {\n            socket.Dispose();\n        }",
+ "        finally\n        {\n        }",
+ "ManagedHandOffTests|ManagedLoopGroupTests", "a socket handed to the managed poller keeps its .NET descriptor open beside the poller's duplicate (a leak, and no FIN at close)"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")
 for f in os.listdir(out):
     if f.endswith(".patch"): os.remove(os.path.join(out, f))
-for i, (name, path, find, repl, filt, why) in enumerate(M, 1):
+i = 0
+for spec in M:
+    # An entry may start with its number; the ones after it count on from there (branches own number ranges).
+    if isinstance(spec[0], int): i, spec = spec[0], spec[1:]
+    else: i += 1
+    name, path, find, repl, filt, why = spec
     src = open(path).read()
     if src.count(find) != 1: sys.exit(f"{name}: find text matches {src.count(find)} times in {path}")
     tmp = tempfile.mkdtemp()

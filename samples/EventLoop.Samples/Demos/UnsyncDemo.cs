@@ -12,7 +12,7 @@ namespace EventLoop.Samples.Demos;
 /// the local stand-in site (<see cref="PodcastSite"/>) started on the same loop, each served after
 /// <c>downloadMs</c>, so the demo runs offline.
 /// </summary>
-internal static class UnsyncDemo
+internal static partial class UnsyncDemo
 {
     /// <summary>The two measured times.</summary>
     /// <param name="Concurrent">Every piece started together, until the last one finished.</param>

@@ -139,4 +139,9 @@ internal sealed class ManagedLoop : Loop
         _poller is not null
             ? EpollConnector.ConnectAsync(this, _poller, endpoint, options, cancellationToken)
             : Transports.Sockets.SocketListener.ConnectAsync(this, endpoint, options, cancellationToken);
+
+    private protected override Connection AdoptAcceptedTcpSocketCore(System.Net.Sockets.Socket socket, TcpOptions options) =>
+        _poller is not null
+            ? EpollHandOff.Adopt(this, _poller, socket, options)
+            : base.AdoptAcceptedTcpSocketCore(socket, options);
 }

@@ -102,6 +102,35 @@ public abstract class DemoTests : LoopTestBase
         Assert.Equal(2, output.Split('\n').Count(l => l.StartsWith("  done blocking download ")));
     }
 
+    [Fact]
+    public async Task Unsync_in_the_background_runs_async_functions_on_a_loop_thread_while_the_main_thread_goes_on()
+    {
+        var (console, text) = CaptureConsole();
+
+        // The demo's "main thread" is a thread of its own here: it blocks for the results at the end, as unsync's does.
+        UnsyncDemo.BackgroundResult result = await Task.Factory.StartNew(
+            () => UnsyncDemo.RunInBackground(CreatePolicy(), console, sleeps: 20, cpuWork: 200_000, downloadMs: 20),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).WaitAsync(TestPipes.TestTimeout);
+
+        Assert.NotEqual(result.MainThread, result.LoopThread);
+        Assert.Equal(4, result.PieceThreads.Length); // two downloads, the sleeps, the reporter
+        Assert.All(result.PieceThreads, thread => Assert.Equal(result.LoopThread, thread));
+        Assert.True(result.Downloaded > 0);
+
+        // The main thread went on after submitting: the reporter, submitted with the rest, could only finish on the
+        // steps the main thread computed afterwards and handed over, in order.
+        Assert.True(result.PendingAfterSubmit >= 1);
+        Assert.Equal(4, result.MainSteps);
+        Assert.Equal([1, 2, 3, 4], result.Reported);
+        Assert.Equal(4, Lines(text).Count(l => l.StartsWith("  main thread: CPU-bound step ")));
+        Assert.Contains(Lines(text), l => l.StartsWith("  done 2 downloads"));
+
+        // The background loop was stopped, and closed everything.
+        Assert.True(result.Background.Completion.IsCompletedSuccessfully);
+        AssertClosedCleanly(result.Background.Loop);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => result.Background.RunAsync(() => { }));
+    }
+
     private static string[] Lines(StringWriter text) =>
         text.ToString().Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToArray();
 

@@ -163,6 +163,61 @@ public abstract class TcpListenerTests : LoopTestBase
             Assert.Equal(plain.LocalEndPoint, fromPlain.RemoteEndPoint);
         });
     }
+
+    [Fact]
+    public void ReusePort_lets_two_listeners_share_a_port_and_both_accept()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // SO_REUSEPORT with the kernel's load balancing is Linux's (TcpOptions.ReusePort says so)
+        }
+
+        RunLoop(async loop =>
+        {
+            var reuse = new TcpOptions { ReusePort = true };
+            ConnectionListener first = await loop.ListenTcpAsync(AnyLoopbackPort, reuse);
+            var port = (IPEndPoint)first.LocalEndPoint;
+
+            // Without the option on the second socket the port is taken, as for any listener.
+            SocketException taken = await Assert.ThrowsAsync<SocketException>(() => loop.ListenTcpAsync(port).AsTask());
+            Assert.Equal(SocketError.AddressAlreadyInUse, taken.SocketErrorCode);
+
+            ConnectionListener second = await loop.ListenTcpAsync(port, reuse);
+            Assert.Equal(port, second.LocalEndPoint);
+
+            // The kernel spreads connections by a hash of their addresses: connect until each listener has had one.
+            // One accept pending on each listener at a time; each connection is accepted by one of them and echoed.
+            int[] served = new int[2];
+            var clients = new List<Connection>();
+            Task<Connection>[] accepts = [first.AcceptAsync().AsTask(), second.AcceptAsync().AsTask()];
+            while (served[0] == 0 || served[1] == 0)
+            {
+                Assert.True(clients.Count < 200, $"200 connections all went to one listener ({served[0]} / {served[1]})");
+                byte[] message = Message(clients.Count);
+                Connection client = await loop.ConnectTcpAsync(port).AsTask().WaitAsync(TestTimeout);
+                clients.Add(client);
+                await client.Output.WriteAsync(message).AsTask().WaitAsync(TestTimeout);
+                Task<Connection> accepted = await Task.WhenAny(accepts).WaitAsync(TestTimeout);
+                int which = accepted == accepts[0] ? 0 : 1;
+                served[which]++;
+                accepts[which] = (which == 0 ? first : second).AcceptAsync().AsTask();
+                await EchoOnceAsync(await accepted, message.Length);
+                Assert.Equal(message, await ReadExactlyAsync(client.Input, message.Length).WaitAsync(TestTimeout));
+            }
+
+            foreach (Connection client in clients)
+            {
+                await client.DisposeAsync();
+            }
+
+            await first.DisposeAsync();
+            await second.DisposeAsync();
+            foreach (Task<Connection> pending in accepts)
+            {
+                await Assert.ThrowsAsync<ObjectDisposedException>(() => pending.WaitAsync(TestTimeout)); // the dispose ends it
+            }
+        });
+    }
 }
 
 public sealed class ManagedTcpListenerTests : TcpListenerTests

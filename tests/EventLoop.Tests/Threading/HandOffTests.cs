@@ -6,8 +6,9 @@ namespace EventLoop.Tests.Threading;
 
 /// <summary>
 /// A socket accepted off the loop and handed to it (a <see cref="LoopGroup"/>'s hand-off): the loop makes a connection
-/// of it that carries bytes both ways; on libuv the .NET socket is let go (its descriptor closed, the connection living
-/// on libuv's duplicate), on the managed loop the connection owns it.
+/// of it that carries bytes both ways; on libuv and on the managed loop's own poller the .NET socket is let go (its
+/// descriptor closed, the connection living on the loop's duplicate), on the managed loop's socket transport the
+/// connection owns it.
 /// </summary>
 public abstract class HandOffTests : LoopTestBase
 {
@@ -24,7 +25,7 @@ public abstract class HandOffTests : LoopTestBase
         Socket accepted = await listener.AcceptAsync().WaitAsync(Timeout);
 
         Connection connection = await loopThread.RunAsync(() => loopThread.Loop.AdoptAcceptedTcpSocket(accepted, new TcpOptions())).WaitAsync(Timeout);
-        if (loopThread.Loop.PolicyName == "libuv")
+        if (loopThread.Loop is not EventLoop.Managed.ManagedLoop { UsesEpoll: false })
         {
             Assert.True(accepted.SafeHandle.IsClosed, "the .NET socket was not let go: its descriptor leaks");
         }
@@ -49,6 +50,11 @@ public abstract class HandOffTests : LoopTestBase
 public sealed class ManagedHandOffTests : HandOffTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Managed();
+}
+
+public sealed class ManagedSocketsHandOffTests : HandOffTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
 }
 
 public sealed class LibuvHandOffTests : HandOffTests

@@ -335,6 +335,11 @@ public sealed class ManagedLoopGroupTests : LoopGroupTests
     protected override LoopPolicy CreatePolicy() => Policies.Managed();
 }
 
+public sealed class ManagedSocketsLoopGroupTests : LoopGroupTests
+{
+    protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
+}
+
 public sealed class LibuvLoopGroupTests : LoopGroupTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();

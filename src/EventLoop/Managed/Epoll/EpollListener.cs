@@ -74,6 +74,15 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
                 socket.DualMode = true;
             }
 
+            if (options.ReusePort)
+            {
+                int status = Linux.SetReusePort((int)socket.SafeHandle.DangerousGetHandle());
+                if (status < 0)
+                {
+                    Linux.Throw(status, "setsockopt(SO_REUSEPORT)");
+                }
+            }
+
             socket.Bind(ip);
             socket.Listen(options.Backlog);
             socket.Blocking = false;

@@ -32,6 +32,8 @@ internal static unsafe partial class Linux
     private const int SoError = 4;
     private const int SoKeepAlive = 9;
     private const int SoLinger = 13;
+    private const int SoReusePort = 15;
+    private const int FGetFl = 3, FSetFl = 4, FDupFdCloExec = 1030, ONonBlock = 0x800;
     private const int TcpNoDelay = 1;
     private const int TcpKeepIdle = 4;
     public const int ShutWr = 1;
@@ -188,6 +190,36 @@ internal static unsafe partial class Linux
         return status < 0 ? status : Check(Imports.setsockopt(fd, IpProtoTcp, TcpKeepIdle, &idle, sizeof(int)));
     }
 
+    /// <summary>
+    /// A close-on-exec duplicate of <paramref name="fd"/>, made non-blocking (the flag belongs to the open file, so the
+    /// original turns non-blocking too). Returns the new descriptor or a negated errno.
+    /// </summary>
+    public static int DuplicateNonBlocking(int fd)
+    {
+        int copy = Check(Imports.fcntl(fd, FDupFdCloExec, 0));
+        if (copy < 0)
+        {
+            return copy;
+        }
+
+        int flags = Check(Imports.fcntl(copy, FGetFl, 0));
+        int status = flags < 0 ? flags : Check(Imports.fcntl(copy, FSetFl, flags | ONonBlock));
+        if (status < 0)
+        {
+            Imports.close(copy);
+            return status;
+        }
+
+        return copy;
+    }
+
+    /// <summary><c>SO_REUSEPORT</c> on a socket not yet bound.</summary>
+    public static int SetReusePort(int fd)
+    {
+        int on = 1;
+        return Check(Imports.setsockopt(fd, SolSocket, SoReusePort, &on, sizeof(int)));
+    }
+
     /// <summary>Makes the next close send a reset (RST) instead of a FIN.</summary>
     public static int SetResetOnClose(int fd)
     {
@@ -272,6 +304,10 @@ internal static unsafe partial class Linux
 
         [LibraryImport("libc", SetLastError = true)]
         public static partial int close(int fd);
+
+        // fcntl is variadic; with one int argument the call is the same as a fixed one on the Linux ABIs this poller runs on.
+        [LibraryImport("libc", SetLastError = true)]
+        public static partial int fcntl(int fd, int command, int argument);
 
         [LibraryImport("libc")]
         public static partial int poll(PollFd* fds, nuint count, int timeout);

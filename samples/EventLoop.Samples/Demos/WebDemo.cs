@@ -37,14 +37,15 @@ internal static class WebDemo
         IPEndPoint endpoint,
         WebTransport transport,
         Action<EventLoopTransportOptions>? configure = null,
-        Action<WebApplicationBuilder>? configureBuilder = null)
+        Action<WebApplicationBuilder>? configureBuilder = null,
+        Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions>? listen = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(endpoint);
+            kestrel.Listen(endpoint, listen ?? (_ => { }));
             kestrel.Limits.MaxRequestBodySize = 64 * 1024 * 1024;
         });
         if (transport == WebTransport.EventLoop)

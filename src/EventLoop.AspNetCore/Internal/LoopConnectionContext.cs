@@ -37,6 +37,8 @@ internal sealed class LoopConnectionContext : ConnectionContext,
     private CancellationToken _closedToken;
     private int _closedFired;
     private volatile bool _aborted;
+    private Exception? _abortReason;
+    private bool _sending; // the output pump awaits a flush of the loop connection (loop thread only)
 
     public LoopConnectionContext(Connection connection, Loop loop, EventLoopTransportOptions options)
     {
@@ -159,7 +161,7 @@ internal sealed class LoopConnectionContext : ConnectionContext,
         }
         finally
         {
-            await to.CompleteAsync(error);
+            await to.CompleteAsync(error ?? (_aborted ? _abortReason : null));
             await from.CompleteAsync();
             FireConnectionClosed();
         }
@@ -190,7 +192,9 @@ internal sealed class LoopConnectionContext : ConnectionContext,
                     }
 
                     from.AdvanceTo(buffer.End);
+                    _sending = true;
                     FlushResult flush = await to.FlushAsync();
+                    _sending = false;
                     if (flush.IsCompleted || flush.IsCanceled)
                     {
                         return;
@@ -240,11 +244,37 @@ internal sealed class LoopConnectionContext : ConnectionContext,
         }
     }
 
+    /// <summary>
+    /// Kestrel's abort (a client that closed, a timeout, <c>HttpContext.Abort()</c>): nothing more is sent, nothing more is
+    /// read. As on Kestrel's Sockets transport (which shuts the socket down), the connection then closes with a FIN, unless
+    /// a send is stuck behind a peer that does not read: then it is reset, since that send could never finish.
+    /// </summary>
     public override void Abort(Microsoft.AspNetCore.Connections.ConnectionAbortedException abortReason)
     {
+        _abortReason ??= abortReason;
         _aborted = true;
-        _connection.Abort(abortReason); // hops to the loop: the input pump's read fails with the reason
-        _output.Reader.CancelPendingRead(); // the output pump stops, on the loop
+        try
+        {
+            _loop.CallSoonThreadSafe(static s => s.AbortOnLoop(), this);
+        }
+        catch (InvalidOperationException)
+        {
+            // The loop has closed, and with it the connection.
+        }
+    }
+
+    private void AbortOnLoop()
+    {
+        if (_sending)
+        {
+            _connection.Abort(_abortReason); // the flush the output pump awaits fails; so does the input pump's read
+        }
+        else
+        {
+            _connection.Input.CancelPendingRead(); // the input pump stops; the server then closes the connection (FIN)
+        }
+
+        _output.Reader.CancelPendingRead(); // the output pump stops
     }
 
     public override async ValueTask DisposeAsync()

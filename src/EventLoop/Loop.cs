@@ -464,6 +464,7 @@ public abstract partial class Loop : IDisposable
 
         _ownerThreadId = Environment.CurrentManagedThreadId;
         _state = (int)LoopState.Running;
+        Diagnostics.LoopMetrics.Register(this);
         SynchronizationContext? previousContext = System.Threading.SynchronizationContext.Current;
         t_current = this;
         System.Threading.SynchronizationContext.SetSynchronizationContext(_context);
@@ -516,6 +517,7 @@ public abstract partial class Loop : IDisposable
                 System.Threading.SynchronizationContext.SetSynchronizationContext(previousContext);
                 t_current = null;
                 _state = (int)LoopState.Closed;
+                Diagnostics.LoopMetrics.Unregister(this);
             }
         }
 

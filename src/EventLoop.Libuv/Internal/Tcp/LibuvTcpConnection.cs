@@ -121,6 +121,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         if (nread > 0)
         {
             _input.Writer.Advance((int)nread);
+            _loop.CountRead(nread);
             ValueTask<FlushResult> flush = _input.Writer.FlushAsync();
             if (flush.IsCompletedSuccessfully)
             {
@@ -234,6 +235,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
                     }
                 }
 
+                _loop.CountWritten(result.Buffer.Length - remaining.Length);
                 reader.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || result.IsCanceled || _closing)
                 {

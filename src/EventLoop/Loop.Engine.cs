@@ -288,7 +288,7 @@ public abstract partial class Loop
             }
             catch (Exception ex)
             {
-                ReportException("Exception in callback", ex, null);
+                ReportException("Exception in callback", ex, callback: null);
             }
 
             if (Stopwatch.GetTimestamp() - start > threshold)

@@ -123,7 +123,7 @@ M = [
  "ManagedHandOffTests|ManagedLoopGroupTests", "a socket handed to the managed poller keeps its .NET descriptor open beside the poller's duplicate (a leak, and no FIN at close)"),
 (95, "aspnet-abort-always-resets", "src/EventLoop.AspNetCore/Internal/LoopConnectionContext.cs",
  "        if (_sending)\n        {\n            _connection.Abort(_abortReason);",
- "        if (true)\n        {\n            _connection.Abort(_abortReason);",
+ "        if (_sending || _abortReason is not null)\n        {\n            _connection.Abort(_abortReason);",
  "KestrelTransport", "Kestrel's abort (a client's half-close, HttpContext.Abort) always resets the connection instead of closing it with a FIN as the Sockets transport does"),
 ("aspnet-dispose-leaves-input-pump-waiting", "src/EventLoop.AspNetCore/Internal/LoopConnectionContext.cs",
  "            _loop.CallSoonThreadSafe(static connection => connection.Input.CancelPendingRead(), _connection);",

@@ -26,7 +26,7 @@ run_one() { # $1 label, $2.. demo arguments
   for _ in $(seq 100); do grep -q "web on" "$out" && break; sleep 0.1; done
   local url; url=$(grep -o 'http://[^ ]*' "$out")
   for path in plaintext json; do
-    taskset -c "$client_core" wrk -t1 -c"$connections" -d3s "$url/$path" >/dev/null # warm-up (JIT, tiering)
+    taskset -c "$client_core" wrk -t1 -c"$connections" -d5s "$url/$path" >/dev/null # warm-up (JIT, tiering)
     local before; before=$(cpu_ticks "$pid")
     local result; result=$(taskset -c "$client_core" wrk -t1 -c"$connections" -d"${duration}s" --latency "$url/$path")
     local after; after=$(cpu_ticks "$pid")

@@ -140,7 +140,7 @@ M = [
 ("aspnet-scheduling-option-ignored", "src/EventLoop.AspNetCore/Internal/LoopConnectionContext.cs",
  "_scheduling == EventLoopApplicationScheduling.Loop ? PipeScheduler.Inline : PipeScheduler.ThreadPool",
  "PipeScheduler.ThreadPool",
- "KestrelTransportOnLoop", "ApplicationScheduling.Loop is ignored: Kestrel always resumes on the thread pool"),
+ "KestrelTransport", "ApplicationScheduling.Loop is ignored: Kestrel always resumes on the thread pool"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -359,7 +359,7 @@ db.SetAction(parse =>
         }
 
         var options = new DbOptions(pg, redis, queries, poolSize);
-        return Run(parse.GetValue(loopOption)!, loop => DbDemo.RunAsync(loop, AnsiConsole.Console, options));
+        return Run(LoopName(parse), loop => DbDemo.RunAsync(loop, AnsiConsole.Console, options));
     }
     catch (EventLoop.Samples.Db.LocalServerUnavailableException ex)
     {
@@ -373,6 +373,54 @@ db.SetAction(parse =>
     }
 });
 
+var webPortOption = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8080 };
+var webLoopsOption = new Option<int>("--loops") { Description = "Loops (threads) of the transport's group.", DefaultValueFactory = _ => 1 };
+var transportOption = new Option<string>("--transport")
+{
+    Description = "eventloop (Kestrel on a loop group of --loop's policy) or sockets (Kestrel's own Sockets transport, the baseline).",
+    DefaultValueFactory = _ => "eventloop",
+};
+var appOnLoopOption = new Option<bool>("--app-on-loop") { Description = "Run Kestrel and the app inline on the loop threads instead of the thread pool." };
+var web = new Command("web", "A minimal-API web app (/plaintext, /json, /upload, /download/N) on Kestrel over the loop transport; prints its address and serves until Ctrl+C.");
+web.Options.Add(hostOption);
+web.Options.Add(webPortOption);
+web.Options.Add(webLoopsOption);
+web.Options.Add(transportOption);
+web.Options.Add(appOnLoopOption);
+web.SetAction(parse =>
+{
+    if (!System.Net.IPAddress.TryParse(parse.GetValue(hostOption), out var host))
+    {
+        return Fail($"--host must be an IP address, not '{parse.GetValue(hostOption)}'");
+    }
+
+    int port = parse.GetValue(webPortOption), loops = parse.GetValue(webLoopsOption);
+    if (port is < 0 or > 65535 || loops is < 1 or > 1024)
+    {
+        return Fail($"--port must be between 0 and 65535 (not {port}) and --loops between 1 and 1024 (not {loops})");
+    }
+
+    WebTransport transport;
+    switch (parse.GetValue(transportOption))
+    {
+        case "eventloop": transport = WebTransport.EventLoop; break;
+        case "sockets": transport = WebTransport.Sockets; break;
+        default:
+            return Fail($"--transport must be eventloop or sockets, not '{parse.GetValue(transportOption)}'");
+    }
+
+    try
+    {
+        return WebDemo.Run(LoopName(parse), loops, host, port, transport,
+            parse.GetValue(appOnLoopOption) ? EventLoop.AspNetCore.EventLoopApplicationScheduling.Loop : EventLoop.AspNetCore.EventLoopApplicationScheduling.ThreadPool);
+    }
+    catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException)
+    {
+        Console.Error.WriteLine($"web: {ex.Message}");
+        return 1;
+    }
+});
+
 root.Subcommands.Add(echoServer);
 root.Subcommands.Add(db);
 root.Subcommands.Add(generator);
@@ -380,6 +428,7 @@ root.Subcommands.Add(producerConsumer);
 root.Subcommands.Add(scraper);
 root.Subcommands.Add(site);
 root.Subcommands.Add(unsync);
+root.Subcommands.Add(web);
 // With no demo and no loop chosen (no --loop, no EVENTLOOP_POLICY) the tour runs on both loops, one after
 // the other; with a loop chosen, on that one.
 root.SetAction(parse =>

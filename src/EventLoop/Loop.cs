@@ -539,6 +539,7 @@ public abstract partial class Loop : IDisposable
         _ownerThreadId = Environment.CurrentManagedThreadId;
         _loopContext = ExecutionContext.Capture(); // the context the loop thread runs callbacks in
         _state = (int)LoopState.Running;
+        Diagnostics.LoopMetrics.Register(this);
         SynchronizationContext? previousContext = System.Threading.SynchronizationContext.Current;
         t_current = this;
         System.Threading.SynchronizationContext.SetSynchronizationContext(_context);
@@ -598,6 +599,7 @@ public abstract partial class Loop : IDisposable
                 System.Threading.SynchronizationContext.SetSynchronizationContext(previousContext);
                 t_current = null;
                 _state = (int)LoopState.Closed;
+                Diagnostics.LoopMetrics.Unregister(this);
             }
         }
 

@@ -64,6 +64,7 @@ internal abstract class LoopConnection : Connection
             useSynchronizationContext: false));
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
+        loop.CountConnection(1);
     }
 
     /// <summary>The options the connection was made with (a layer on top, such as TLS, takes its thresholds from them).</summary>
@@ -83,7 +84,17 @@ internal abstract class LoopConnection : Connection
     public sealed override CancellationToken ConnectionClosed => _closed.Token;
 
     /// <summary>The connection no longer needs closing at shutdown (its socket or handle is closed or closing).</summary>
-    private protected void LeaveShutdownList() => _loop.UnregisterShutdown(_node);
+    private protected void LeaveShutdownList()
+    {
+        _loop.UnregisterShutdown(_node);
+        if (!_uncounted)
+        {
+            _uncounted = true;
+            _loop.CountConnection(-1);
+        }
+    }
+
+    private bool _uncounted; // the open-connections metric no longer counts this one
 
     /// <summary>Receiving stopped (end of stream, reset, abort or dispose): cancels <see cref="ConnectionClosed"/> once.</summary>
     private protected void SignalClosed()

@@ -137,6 +137,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         if (nread > 0)
         {
             _input.Writer.Advance((int)nread);
+            _loop.CountRead(nread);
             if (nread == _readLength && !_flushDeferred)
             {
                 // The read filled its buffer, so libuv reads again at once (it stops at a short read or EAGAIN): hand
@@ -284,6 +285,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
                     }
                 }
 
+                _loop.CountWritten(result.Buffer.Length - remaining.Length);
                 reader.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || result.IsCanceled || _closing)
                 {

@@ -122,6 +122,7 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
             if (received > 0)
             {
                 _input.Writer.Advance((int)received);
+                _loop.CountRead(received);
                 ValueTask<FlushResult> flush = _input.Writer.FlushAsync(); // the application's read resumes inline here
                 if (!flush.IsCompletedSuccessfully)
                 {
@@ -240,6 +241,7 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
                     }
                 }
 
+                _loop.CountWritten(result.Buffer.Length - remaining.Length);
                 reader.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || result.IsCanceled || _closed)
                 {

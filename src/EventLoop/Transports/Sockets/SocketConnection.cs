@@ -123,6 +123,7 @@ internal sealed class SocketConnection : LoopConnection
                 }
 
                 writer.Advance(received);
+                _loop.CountRead(received);
 
                 // While the application has not consumed enough, this waits: no more reads from the socket.
                 FlushResult flush = await writer.FlushAsync().ConfigureAwait(true);
@@ -164,6 +165,7 @@ internal sealed class SocketConnection : LoopConnection
                     await SendAllAsync(segment).ConfigureAwait(true);
                 }
 
+                _loop.CountWritten(result.Buffer.Length);
                 reader.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || result.IsCanceled)
                 {

@@ -63,8 +63,7 @@ public abstract partial class Loop
         try
         {
             Task<IPAddress[]> lookup = Dns.GetHostAddressesAsync(host, family, linked.Token);
-            await DeliverLaterAsync(lookup, linked.Token).ConfigureAwait(true);
-            addresses = await lookup.WaitAsync(linked.Token).ConfigureAwait(true);
+            addresses = await DeliverLaterAsync(lookup.WaitAsync(linked.Token)).ConfigureAwait(true);
             linked.Token.ThrowIfCancellationRequested(); // cancelled before the result reached the loop: cancellation wins
         }
         finally
@@ -95,8 +94,7 @@ public abstract partial class Loop
         {
             // No overload takes a token: the wait is what is cancelled, and a lookup left running completes unobserved.
             Task<IPHostEntry> lookup = Dns.GetHostEntryAsync(address);
-            await DeliverLaterAsync(lookup, linked.Token).ConfigureAwait(true);
-            IPHostEntry entry = await lookup.WaitAsync(linked.Token).ConfigureAwait(true);
+            IPHostEntry entry = await DeliverLaterAsync(lookup.WaitAsync(linked.Token)).ConfigureAwait(true);
             linked.Token.ThrowIfCancellationRequested(); // cancelled before the result reached the loop: cancellation wins
             return entry.HostName;
         }
@@ -107,15 +105,19 @@ public abstract partial class Loop
     }
 
     /// <summary>
-    /// A lookup that finished at once (an address literal, a name in /etc/hosts) is still delivered in a later loop
-    /// turn, as libuv's callback is, so a cancellation made meanwhile by the caller wins on both loops alike.
+    /// A lookup that has finished by the time it is awaited (an address literal, a name in /etc/hosts, or a lookup that
+    /// completed on the thread pool an instant after it started) is still delivered in a later loop turn, as libuv's
+    /// callback is, so a cancellation the caller makes before the loop turns wins on both loops alike. (Checking the
+    /// lookup once and then awaiting it left a window: a lookup completing in between was awaited synchronously, and
+    /// the caller got a result before it could cancel.)
     /// </summary>
-    private static async ValueTask DeliverLaterAsync(Task lookup, CancellationToken cancellationToken)
+    private static async Task<T> DeliverLaterAsync<T>(Task<T> wait)
     {
-        if (lookup.IsCompleted)
+        if (wait.IsCompleted)
         {
             await Task.Yield();
-            cancellationToken.ThrowIfCancellationRequested();
         }
+
+        return await wait.ConfigureAwait(true);
     }
 }

@@ -34,7 +34,8 @@ internal static class Harness
                         ready.SetResult(l);
                         return new TaskCompletionSource().Task; // runs until the process exits
                     });
-                }) { IsBackground = true, Name = "persistent " + policyName + " loop" };
+                })
+                { IsBackground = true, Name = "persistent " + policyName + " loop" };
                 thread.Start();
                 loop = ready.Task.GetAwaiter().GetResult();
                 s_persistent[policyName] = loop;

@@ -143,7 +143,7 @@ namespace EventLoop.EchoBenchmark
                 o = o with { Sizes = sizesGiven ? o.Sizes : [1024, 64 * 1024], Servers = o.ServersGiven ? o.Servers : ["threadpool", "managed", "libuv", "uvloop"] };
             }
 
-                        string[] known = ["threadpool", "managed", "libuv", "uvloop", "node", "managed-group", "libuv-group", "managed-group-handoff", "libuv-group-handoff"];
+            string[] known = ["threadpool", "managed", "libuv", "uvloop", "node", "managed-group", "libuv-group", "managed-group-handoff", "libuv-group-handoff"];
             if (o.Servers.FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             {
                 throw new ArgumentException($"Unknown server '{unknown}' ({string.Join(", ", known)}).");

@@ -41,7 +41,8 @@ internal static class FdServer
             {
                 Console.In.ReadToEnd(); // the parent closes our input to stop us
                 loop.CallSoonThreadSafe(stop.Cancel);
-            }) { IsBackground = true };
+            })
+            { IsBackground = true };
             stdin.Start();
 
             try

@@ -56,136 +56,136 @@ internal sealed class FirstH1Scanner
             switch (_state)
             {
                 case State.Data:
-                {
-                    int lt = text[i..].IndexOf('<');
-                    if (lt < 0)
                     {
-                        return false;
-                    }
+                        int lt = text[i..].IndexOf('<');
+                        if (lt < 0)
+                        {
+                            return false;
+                        }
 
-                    i += lt + 1;
-                    _state = State.TagOpen;
-                    break;
-                }
+                        i += lt + 1;
+                        _state = State.TagOpen;
+                        break;
+                    }
 
                 case State.TagOpen:
-                {
-                    char c = text[i];
-                    if (char.IsAsciiLetter(c))
                     {
-                        _nameLength = 0;
-                        _state = State.TagName;
-                        break; // the letter is read again as the name's first
-                    }
+                        char c = text[i];
+                        if (char.IsAsciiLetter(c))
+                        {
+                            _nameLength = 0;
+                            _state = State.TagName;
+                            break; // the letter is read again as the name's first
+                        }
 
-                    i++;
-                    _state = c switch { '/' => State.EndTagName, '!' => State.Declaration, _ => State.Data };
-                    _dashes = 0;
-                    break;
-                }
+                        i++;
+                        _state = c switch { '/' => State.EndTagName, '!' => State.Declaration, _ => State.Data };
+                        _dashes = 0;
+                        break;
+                    }
 
                 case State.TagName:
-                {
-                    char c = text[i];
-                    if (IsTagEnd(c))
                     {
-                        _state = State.InTag; // not consumed: InTag sees the '>' or the space
+                        char c = text[i];
+                        if (IsTagEnd(c))
+                        {
+                            _state = State.InTag; // not consumed: InTag sees the '>' or the space
+                            break;
+                        }
+
+                        if (_nameLength < _name.Length)
+                        {
+                            _name[_nameLength] = char.ToLowerInvariant(c);
+                        }
+
+                        _nameLength++;
+                        i++;
                         break;
                     }
-
-                    if (_nameLength < _name.Length)
-                    {
-                        _name[_nameLength] = char.ToLowerInvariant(c);
-                    }
-
-                    _nameLength++;
-                    i++;
-                    break;
-                }
 
                 case State.EndTagName:
-                {
-                    int gt = text[i..].IndexOf('>');
-                    if (gt < 0)
                     {
-                        return false;
-                    }
+                        int gt = text[i..].IndexOf('>');
+                        if (gt < 0)
+                        {
+                            return false;
+                        }
 
-                    i += gt + 1;
-                    _state = State.Data;
-                    break;
-                }
-
-                case State.InTag:
-                {
-                    int stop = text[i..].IndexOfAny('>', '"', '\'');
-                    if (stop < 0)
-                    {
-                        return false;
-                    }
-
-                    i += stop;
-                    char c = text[i++];
-                    if (c != '>')
-                    {
-                        _quote = c;
-                        _state = State.Quoted;
+                        i += gt + 1;
+                        _state = State.Data;
                         break;
                     }
 
-                    StartTagEnded();
-                    break;
-                }
-
-                case State.Quoted:
-                {
-                    int end = text[i..].IndexOf(_quote);
-                    if (end < 0)
+                case State.InTag:
                     {
-                        return false;
+                        int stop = text[i..].IndexOfAny('>', '"', '\'');
+                        if (stop < 0)
+                        {
+                            return false;
+                        }
+
+                        i += stop;
+                        char c = text[i++];
+                        if (c != '>')
+                        {
+                            _quote = c;
+                            _state = State.Quoted;
+                            break;
+                        }
+
+                        StartTagEnded();
+                        break;
                     }
 
-                    i += end + 1;
-                    _state = State.InTag;
-                    break;
-                }
+                case State.Quoted:
+                    {
+                        int end = text[i..].IndexOf(_quote);
+                        if (end < 0)
+                        {
+                            return false;
+                        }
+
+                        i += end + 1;
+                        _state = State.InTag;
+                        break;
+                    }
 
                 case State.Declaration:
-                {
-                    // "<!--" opens a comment; any other "<!..." (a doctype, a CDATA-like thing) ends at '>'.
-                    char c = text[i];
-                    if (c == '-' && _dashes < 2)
                     {
-                        _dashes++;
-                        i++;
-                        if (_dashes == 2)
+                        // "<!--" opens a comment; any other "<!..." (a doctype, a CDATA-like thing) ends at '>'.
+                        char c = text[i];
+                        if (c == '-' && _dashes < 2)
                         {
-                            _dashes = 0;
-                            _state = State.Comment;
+                            _dashes++;
+                            i++;
+                            if (_dashes == 2)
+                            {
+                                _dashes = 0;
+                                _state = State.Comment;
+                            }
+
+                            break;
+                        }
+
+                        _dashes = 0;
+                        _state = State.EndTagName; // skip to '>'
+                        break;
+                    }
+
+                case State.Comment:
+                    {
+                        char c = text[i++];
+                        if (c == '>' && _dashes >= 2)
+                        {
+                            _state = State.Data;
+                        }
+                        else
+                        {
+                            _dashes = c == '-' ? _dashes + 1 : 0;
                         }
 
                         break;
                     }
-
-                    _dashes = 0;
-                    _state = State.EndTagName; // skip to '>'
-                    break;
-                }
-
-                case State.Comment:
-                {
-                    char c = text[i++];
-                    if (c == '>' && _dashes >= 2)
-                    {
-                        _state = State.Data;
-                    }
-                    else
-                    {
-                        _dashes = c == '-' ? _dashes + 1 : 0;
-                    }
-
-                    break;
-                }
 
                 case State.RawText:
                     i = ScanForEndTag(text, i, _rawText!, collect: false);

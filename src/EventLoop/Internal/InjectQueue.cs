@@ -73,7 +73,7 @@ internal sealed class InjectQueue
     {
         InjectNode tail = Volatile.Read(ref _tail.Node);
         var spinner = default(SpinWait);
-        for (InjectNode node = _head; node != tail; )
+        for (InjectNode node = _head; node != tail;)
         {
             InjectNode? next = Volatile.Read(ref node.InjectNext);
             if (next is null)

@@ -49,7 +49,8 @@ public abstract class RunForeverTests : LoopTestBase
             {
                 error = ex;
             }
-        }) { IsBackground = true };
+        })
+        { IsBackground = true };
         thread.Start();
         loop.CallSoonThreadSafe(() => ran.SetResult(Environment.CurrentManagedThreadId));
         Assert.Equal(thread.ManagedThreadId, ran.Task.WaitAsync(TestPipes.TestTimeout).GetAwaiter().GetResult());

@@ -170,7 +170,8 @@ public abstract class SchedulingTests : LoopTestBase
             {
                 failure = ex;
             }
-        }) { IsBackground = true, Name = "loop under test" };
+        })
+        { IsBackground = true, Name = "loop under test" };
         thread.Start();
         Assert.True(thread.Join(TestPipes.TestTimeout + TimeSpan.FromSeconds(10)), "the loop never finished: a wake-up was lost");
         if (failure is not null)
@@ -230,7 +231,8 @@ public abstract class SchedulingTests : LoopTestBase
                     {
                         loop.CallSoonThreadSafe(static s => s.counter.Record(s.thread, s.i), (counter, thread, i));
                     }
-                }) { IsBackground = true };
+                })
+                { IsBackground = true };
                 workers[t].Start();
             }
 

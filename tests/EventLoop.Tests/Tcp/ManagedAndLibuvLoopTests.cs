@@ -54,7 +54,8 @@ public sealed class ManagedAndLibuvLoopTests : LoopTestBase
                 serverError = ex;
                 endpoint.TrySetException(ex);
             }
-        }) { IsBackground = true, Name = $"{listening.Name} loop (server)" };
+        })
+        { IsBackground = true, Name = $"{listening.Name} loop (server)" };
         serverThread.Start();
 
         // The connecting loop, on this thread.

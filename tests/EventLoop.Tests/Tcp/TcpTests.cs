@@ -374,8 +374,10 @@ public abstract class TcpTests : LoopTestBase
         {
             var options = new TcpOptions
             {
-                InputPauseThreshold = 64 * 1024, InputResumeThreshold = 32 * 1024,
-                OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024,
+                InputPauseThreshold = 64 * 1024,
+                InputResumeThreshold = 32 * 1024,
+                OutputPauseThreshold = 64 * 1024,
+                OutputResumeThreshold = 32 * 1024,
             };
             await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, options);
             Task<Connection> accept = listener.AcceptAsync().AsTask();
@@ -603,8 +605,10 @@ public abstract class TcpTests : LoopTestBase
         {
             var options = new TcpOptions
             {
-                InputPauseThreshold = 64 * 1024, InputResumeThreshold = 32 * 1024,
-                OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024,
+                InputPauseThreshold = 64 * 1024,
+                InputResumeThreshold = 32 * 1024,
+                OutputPauseThreshold = 64 * 1024,
+                OutputResumeThreshold = 32 * 1024,
             };
             await using ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, options);
             Task<Connection> accept = listener.AcceptAsync().AsTask();
@@ -693,7 +697,8 @@ public abstract class TcpTests : LoopTestBase
                 {
                     received.TrySetException(ex);
                 }
-            }) { IsBackground = true, Name = "blocking peer" };
+            })
+            { IsBackground = true, Name = "blocking peer" };
             thread.Start();
             Task<string> peer = received.Task;
 

@@ -671,8 +671,10 @@ public abstract class TlsTests : LoopTestBase
         {
             var options = new TcpOptions
             {
-                InputPauseThreshold = 64 * 1024, InputResumeThreshold = 32 * 1024,
-                OutputPauseThreshold = 64 * 1024, OutputResumeThreshold = 32 * 1024,
+                InputPauseThreshold = 64 * 1024,
+                InputResumeThreshold = 32 * 1024,
+                OutputPauseThreshold = 64 * 1024,
+                OutputResumeThreshold = 32 * 1024,
             };
             await using ConnectionListener listener = await loop.ListenTlsAsync(AnyLoopbackPort, TestCertificates.Server(), options);
             Task<Connection> accept = listener.AcceptAsync().AsTask();

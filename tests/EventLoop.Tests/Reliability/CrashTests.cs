@@ -16,6 +16,9 @@ public abstract class CrashTests
     /// <summary>The policy's name as the stress host takes it.</summary>
     protected abstract string Policy { get; }
 
+    /// <summary>The policy name the child prints (the policy, without the transport).</summary>
+    protected virtual string PrintedPolicy => Policy;
+
     [Fact]
     public async Task Dispose_abort_and_cancel_from_other_threads_at_random_moments_never_crash()
     {
@@ -25,7 +28,7 @@ public abstract class CrashTests
         {
             using var host = StressHostProcess.Start("dispose-race", Policy, $"--iterations {iterations} --seed {(child * 1000) + 1}");
             string transcript = await host.AssertExitsCleanlyAsync(ChildTimeout);
-            Assert.Contains($"OK dispose-race {Policy}", transcript);
+            Assert.Contains($"OK dispose-race {PrintedPolicy}", transcript);
         }
     }
 
@@ -118,8 +121,18 @@ public abstract class CrashTests
         int seconds = StressHostProcess.FullSize ? 60 : 4;
         using var host = StressHostProcess.Start("soak", Policy, $"--seconds {seconds} --connections 64");
         string transcript = await host.AssertExitsCleanlyAsync(ChildTimeout + TimeSpan.FromSeconds(seconds));
-        Assert.Contains($"OK soak {Policy}", transcript);
+        Assert.Contains($"OK soak {PrintedPolicy}", transcript);
     }
+}
+
+/// <summary>The managed loop on .NET's sockets (<c>EVENTLOOP_MANAGED_IO=sockets</c>), whose listener has its own EMFILE handling.</summary>
+public sealed class ManagedSocketsCrashTests : CrashTests
+{
+    protected override string Policy => StressHostProcess.ManagedSockets;
+
+    protected override string PrintedPolicy => "managed";
+
+    protected override void AssertAcceptErrorsReported(int reported) => Assert.InRange(reported, 1, 10);
 }
 
 public sealed class ManagedCrashTests : CrashTests

@@ -33,9 +33,18 @@ internal sealed class StressHostProcess : IDisposable
         }
     }
 
+    /// <summary>The policy name that starts the managed loop on .NET's sockets transport in the child.</summary>
+    public const string ManagedSockets = "managed-sockets";
+
     /// <summary>Starts <paramref name="scenario"/> on <paramref name="policy"/>; with <paramref name="fileLimit"/>, under <c>ulimit -n</c>.</summary>
     public static StressHostProcess Start(string scenario, string policy, string arguments = "", int? fileLimit = null)
     {
+        bool sockets = policy == ManagedSockets;
+        if (sockets)
+        {
+            policy = "managed";
+        }
+
         Assert.True(File.Exists(HostPath), $"the stress host was not built at {HostPath}");
         string command = $"exec dotnet \"{HostPath}\" {scenario} --policy {policy} {arguments}";
         if (fileLimit is int limit)
@@ -53,6 +62,14 @@ internal sealed class StressHostProcess : IDisposable
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add(command);
         start.Environment.Remove("EVENTLOOP_POLICY");
+        if (sockets)
+        {
+            start.Environment["EVENTLOOP_MANAGED_IO"] = "sockets"; // the managed loop on .NET's sockets instead of its own poller
+        }
+        else
+        {
+            start.Environment.Remove("EVENTLOOP_MANAGED_IO");
+        }
         var process = new Process { StartInfo = start };
         var host = new StressHostProcess(process);
         process.OutputDataReceived += (_, e) =>

@@ -16,20 +16,7 @@ public class ColdCrossThreadPost
     private const int N = 1_000_000;
 
     [Benchmark(OperationsPerInvoke = N, Baseline = true, Description = "ThreadPool UnsafeQueueUserWorkItem, cold")]
-    public void ThreadPool()
-    {
-        var counter = new Counter();
-        var producer = new Thread(() =>
-        {
-            for (int i = 0; i < N; i++)
-            {
-                System.Threading.ThreadPool.UnsafeQueueUserWorkItem(static c => c.HitFromPool(), counter, preferLocal: false);
-            }
-        });
-        producer.Start();
-        counter.Done.Wait();
-        producer.Join();
-    }
+    public void ThreadPool() => PostCounter.ThreadPoolPosts(N);
 
     [Benchmark(OperationsPerInvoke = N, Description = "Loop managed CallSoonThreadSafe(Action), cold")]
     public void Managed() => Harness.OnLoop(Harness.Policy("managed"), Posts);
@@ -39,8 +26,8 @@ public class ColdCrossThreadPost
 
     private static Task Posts(Loop loop)
     {
-        var counter = new Counter();
-        Action hit = counter.Hit; // one delegate, posted N times: the cost measured is the post's, not the closure's
+        var counter = new PostCounter(N);
+        Action hit = counter.HitOnLoop; // one delegate, posted N times: the cost measured is the post's, not the closure's
         var producer = new Thread(() =>
         {
             for (int i = 0; i < N; i++)
@@ -50,29 +37,5 @@ public class ColdCrossThreadPost
         });
         producer.Start();
         return counter.Completion.Task;
-    }
-
-    private sealed class Counter
-    {
-        public readonly ManualResetEventSlim Done = new();
-        public readonly TaskCompletionSource Completion = new();
-        private int _count;
-        private int _poolCount;
-
-        public void HitFromPool()
-        {
-            if (Interlocked.Increment(ref _poolCount) == N)
-            {
-                Done.Set();
-            }
-        }
-
-        public void Hit() // on the loop thread only
-        {
-            if (++_count == N)
-            {
-                Completion.SetResult();
-            }
-        }
     }
 }

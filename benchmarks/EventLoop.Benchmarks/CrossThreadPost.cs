@@ -13,33 +13,20 @@ public class CrossThreadPost
     private const int N = 200_000;
 
     [Benchmark(OperationsPerInvoke = N, Baseline = true, Description = "ThreadPool UnsafeQueueUserWorkItem")]
-    public void ThreadPool()
-    {
-        var counter = new Counter();
-        var producer = new Thread(() =>
-        {
-            for (int i = 0; i < N; i++)
-            {
-                System.Threading.ThreadPool.UnsafeQueueUserWorkItem(static c => c.Hit(), counter, preferLocal: false);
-            }
-        });
-        producer.Start();
-        counter.Done.Wait();
-        producer.Join();
-    }
+    public void ThreadPool() => PostCounter.ThreadPoolPosts(N);
 
     [Benchmark(OperationsPerInvoke = N, Description = "AsyncContext Post")]
     public void NitoAsyncContext()
     {
         AsyncContext.Run(() =>
         {
-            var counter = new Counter();
+            var counter = new PostCounter(N);
             SynchronizationContext context = SynchronizationContext.Current!;
             var producer = new Thread(() =>
             {
                 for (int i = 0; i < N; i++)
                 {
-                    context.Post(static c => ((Counter)c!).HitAsync(), counter);
+                    context.Post(static c => ((PostCounter)c!).HitOnLoop(), counter);
                 }
             });
             producer.Start();
@@ -61,13 +48,13 @@ public class CrossThreadPost
 
     private static Task ContextPosts(Loop loop)
     {
-        var counter = new Counter();
+        var counter = new PostCounter(N);
         SynchronizationContext context = loop.SynchronizationContext;
         var producer = new Thread(() =>
         {
             for (int i = 0; i < N; i++)
             {
-                context.Post(static c => ((Counter)c!).HitAsync(), counter);
+                context.Post(static c => ((PostCounter)c!).HitOnLoop(), counter);
             }
         });
         producer.Start();
@@ -76,39 +63,15 @@ public class CrossThreadPost
 
     private static Task Posts(Loop loop)
     {
-        var counter = new Counter();
+        var counter = new PostCounter(N);
         var producer = new Thread(() =>
         {
             for (int i = 0; i < N; i++)
             {
-                loop.CallSoonThreadSafe(static c => c.HitAsync(), counter);
+                loop.CallSoonThreadSafe(static c => c.HitOnLoop(), counter);
             }
         });
         producer.Start();
         return counter.Completion.Task;
-    }
-
-    private sealed class Counter
-    {
-        public readonly ManualResetEventSlim Done = new();
-        public readonly TaskCompletionSource Completion = new();
-        private int _count;
-
-        public void Hit()
-        {
-            if (Interlocked.Increment(ref _count) == N)
-            {
-                Done.Set();
-            }
-        }
-
-        // Single-threaded consumers need no interlocked increment.
-        public void HitAsync()
-        {
-            if (++_count == N)
-            {
-                Completion.SetResult();
-            }
-        }
     }
 }

@@ -3,6 +3,14 @@ namespace EventLoop.AspNetCore;
 /// <summary>Options of the EventLoop Kestrel transport (<see cref="Microsoft.AspNetCore.Hosting.EventLoopWebHostBuilderExtensions.UseEventLoop"/>).</summary>
 public sealed class EventLoopTransportOptions
 {
+    /// <summary>
+    /// Whether Kestrel runs on the Generic Host's loop group when the app registered one (<c>services.AddEventLoop()</c>):
+    /// true (the default) for one set of loops, configured by <c>AddEventLoop</c> and started and stopped with the host;
+    /// <see cref="Policy"/>, <see cref="LoopCount"/> and <see cref="LoopOptions"/> are then ignored. False for a group of
+    /// the transport's own even then. Without <c>AddEventLoop</c> the transport always starts its own.
+    /// </summary>
+    public bool UseHostedGroup { get; set; } = true;
+
     /// <summary>The loop policy of the transport's loops (<c>new ManagedLoopPolicy()</c> or <c>new LibuvLoopPolicy()</c>); null for <see cref="EventLoopPolicy.Current"/>.</summary>
     public LoopPolicy? Policy { get; set; }
 

@@ -11,7 +11,9 @@ public static class EventLoopWebHostBuilderExtensions
     /// <summary>
     /// Serves Kestrel's TCP endpoints on a group of EventLoop loops instead of its Sockets transport:
     /// <c>builder.WebHost.UseEventLoop(o =&gt; { o.Policy = new LibuvLoopPolicy(); o.LoopCount = 2; });</c>
-    /// Endpoints that are not IP addresses (Unix sockets, named pipes) stay on the other transports.
+    /// Endpoints that are not IP addresses (Unix sockets, named pipes) stay on the other transports. When the app also calls
+    /// <c>services.AddEventLoop()</c>, Kestrel runs on that hosted group (one set of loops, started and stopped with the host)
+    /// unless <see cref="EventLoopTransportOptions.UseHostedGroup"/> is false; see <see cref="EventLoopTransportFactory"/>.
     /// </summary>
     /// <param name="builder">The web host builder (<c>WebApplicationBuilder.WebHost</c>).</param>
     /// <param name="configure">Sets the transport's options; null for the defaults.</param>

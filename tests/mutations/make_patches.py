@@ -314,6 +314,14 @@ M = [
  "_scheduling == EventLoopApplicationScheduling.Loop ? PipeScheduler.Inline : PipeScheduler.ThreadPool",
  "PipeScheduler.ThreadPool",
  "KestrelTransport", "ApplicationScheduling.Loop is ignored: Kestrel always resumes on the thread pool"),
+(115, "aspnet-hosted-group-ignored", "src/EventLoop.AspNetCore/EventLoopTransportFactory.cs",
+ "            if (_group is null && _hosted is not null)",
+ "            if (_group is null && _hosted is not null && false)",
+ "KestrelTransport&FullyQualifiedName~AddEventLoop", "UseEventLoop beside AddEventLoop starts a second loop group instead of serving on the host's"),
+("aspnet-use-hosted-group-option-ignored", "src/EventLoop.AspNetCore/EventLoopTransportFactory.cs",
+ "        _hosted = _options.UseHostedGroup ? hostedLoops : null;",
+ "        _hosted = hostedLoops;",
+ "KestrelTransport&FullyQualifiedName~UseHostedGroup", "UseHostedGroup = false is ignored: the transport still runs on the host's group"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

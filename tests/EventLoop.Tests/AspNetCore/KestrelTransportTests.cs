@@ -13,6 +13,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace EventLoop.Tests.AspNetCore;
 
@@ -397,6 +398,127 @@ public abstract class KestrelTransportTests : LoopTestBase
         await stop.WaitAsync(Timeout);
         await app.DisposeAsync().AsTask().WaitAsync(Timeout);
         foreach (LoopThread thread in group.Loops)
+        {
+            await thread.Completion.WaitAsync(Timeout);
+            AssertClosedCleanly(thread.Loop);
+        }
+    }
+
+    /// <summary>A WebApplication with the Generic Host's group (<c>AddEventLoop</c>) and the transport: one group, the host's.</summary>
+    private async Task<(WebApplication App, Hosting.HostingTests.CapturingLoggerProvider Logs)> StartOnHostedGroupAsync(
+        Action<WebApplication> routes, bool useHostedGroup)
+    {
+        var logs = new Hosting.HostingTests.CapturingLoggerProvider();
+        WebApplication app = WebDemo.Build(new IPEndPoint(IPAddress.Loopback, 0), WebTransport.EventLoop, o =>
+        {
+            o.ApplicationScheduling = Scheduling;
+            o.UseHostedGroup = useHostedGroup;
+            if (!useHostedGroup)
+            {
+                o.Policy = CreatePolicy();
+                o.LoopCount = 1;
+                o.LoopOptions = CreateOptions();
+            }
+        }, builder =>
+        {
+            builder.Logging.AddProvider(logs);
+            builder.Services.AddEventLoop(o =>
+            {
+                o.Policy = CreatePolicy();
+                o.LoopCount = 2;
+            });
+        });
+        routes(app);
+        await app.StartAsync().WaitAsync(Timeout);
+        return (app, logs);
+    }
+
+    [Fact]
+    public async Task With_AddEventLoop_kestrel_serves_on_the_hosts_loops_and_the_host_stops_them_after_its_requests()
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var served = new ConcurrentQueue<(string Connection, Loop Loop, bool OnLoopThread)>();
+        (WebApplication app, Hosting.HostingTests.CapturingLoggerProvider logs) = await StartOnHostedGroupAsync(a =>
+        {
+            a.MapGet("/loop", (HttpContext context) =>
+            {
+                Loop loop = context.Features.Get<IEventLoopConnectionFeature>()!.Loop;
+                served.Enqueue((context.Connection.Id, loop, loop.IsOnLoopThread));
+                return "ok";
+            });
+            a.MapGet("/slow", async () =>
+            {
+                entered.TrySetResult();
+                await release.Task;
+                return "done";
+            });
+        }, useHostedGroup: true);
+
+        LoopGroup hosted = app.Services.GetRequiredService<EventLoop.Hosting.EventLoopService>().Group;
+        var transport = app.Services.GetRequiredService<EventLoopTransportFactory>();
+        Assert.True(transport.UsesHostedGroup);
+        Assert.Same(hosted, transport.Group); // one group: the host's, not a second one
+        using (HttpClient client = Client(app, connections: 4))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => client.GetStringAsync("/loop"))).WaitAsync(Timeout);
+        }
+
+        Assert.Equal(8, served.Count);
+        Assert.All(served, s => Assert.Contains(hosted.Loops, thread => ReferenceEquals(thread.Loop, s.Loop))); // every connection lives on a host loop
+
+        // The handler runs on that loop's thread when the option says so: Kestrel starts a connection's first request on the
+        // thread pool, so the requests after the first on each connection (4 at least: 8 requests, 4 connections at most).
+        var later = served.GroupBy(s => s.Connection).SelectMany(requests => requests.Skip(1)).ToList();
+        Assert.True(later.Count >= 4, $"{later.Count} requests reused a connection");
+        Assert.All(later, s => Assert.Equal(Scheduling == EventLoopApplicationScheduling.Loop, s.OnLoopThread));
+
+        // The host stops Kestrel (which lets the request in flight finish) before it stops the loops its connection is on.
+        using HttpClient slowClient = Client(app, connections: 1);
+        Task<string> slow = slowClient.GetStringAsync("/slow");
+        await entered.Task.WaitAsync(Timeout);
+        Task stop = app.StopAsync();
+        Assert.False(hosted.Loops.Any(thread => thread.Completion.IsCompleted), "the host stopped its loops before Kestrel had finished");
+        release.SetResult();
+        Assert.Equal("done", await slow.WaitAsync(Timeout));
+        await stop.WaitAsync(Timeout);
+        await app.DisposeAsync().AsTask().WaitAsync(Timeout);
+        foreach (LoopThread thread in hosted.Loops)
+        {
+            await thread.Completion.WaitAsync(Timeout);
+            AssertClosedCleanly(thread.Loop);
+        }
+
+        Assert.DoesNotContain(logs.Entries, e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning && e.Category.StartsWith("EventLoop", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task With_UseHostedGroup_false_the_transport_runs_a_group_of_its_own_beside_the_hosts()
+    {
+        var served = new ConcurrentQueue<Loop>();
+        (WebApplication app, _) = await StartOnHostedGroupAsync(
+            a => a.MapGet("/loop", (HttpContext context) =>
+            {
+                served.Enqueue(context.Features.Get<IEventLoopConnectionFeature>()!.Loop);
+                return "ok";
+            }),
+            useHostedGroup: false);
+
+        LoopGroup hosted = app.Services.GetRequiredService<EventLoop.Hosting.EventLoopService>().Group;
+        var transport = app.Services.GetRequiredService<EventLoopTransportFactory>();
+        Assert.False(transport.UsesHostedGroup);
+        using (HttpClient client = Client(app))
+        {
+            Assert.Equal("ok", await client.GetStringAsync("/loop").WaitAsync(Timeout));
+        }
+
+        LoopGroup own = transport.Group!;
+        Assert.NotSame(hosted, own);
+        Assert.Single(own.Loops); // the transport's options apply to its own group
+        Assert.Same(own.Loops[0].Loop, Assert.Single(served));
+        await app.StopAsync().WaitAsync(Timeout);
+        await app.DisposeAsync().AsTask().WaitAsync(Timeout);
+        foreach (LoopThread thread in hosted.Loops.Concat(own.Loops))
         {
             await thread.Completion.WaitAsync(Timeout);
             AssertClosedCleanly(thread.Loop);

@@ -9,6 +9,7 @@ using EventLoop.EchoBenchmark;
 //   client  the .NET fallback load generator: N connections doing request/response ping-pong of M-byte
 //           messages; prints the same RESULT line as the C client.
 //   server  threadpool | loop --loop managed|libuv: an echo server; prints one line naming its address.
+//   chart   --csv FILE --out PREFIX: the web benchmark's charts (benchmarks/web/run.sh), drawn as the echo charts are.
 // See Options.Usage for the flags.
 try
 {
@@ -24,6 +25,8 @@ try
             return await EchoServers.RunFromArgsAsync(rest);
         case "tls-server":
             return await TlsEcho.RunServerFromArgsAsync(rest);
+        case "chart":
+            return WebChart.RunFromArgs(rest);
         case "help" or "--help" or "-h":
             Console.WriteLine(Options.Usage);
             return 0;
@@ -78,6 +81,8 @@ namespace EventLoop.EchoBenchmark
               client --host H --port N --connections N --size BYTES --duration S --warmup S [--server-pid PID]
               server threadpool|loop [--loop managed|libuv] [--loops N] [--hash-rounds N] --host H --port N
               tls-server threadpool|loop [--loop managed|libuv] --host H --port N --cert PEM
+            Other roles:
+              chart --csv FILE --out PREFIX   the web benchmark's charts from benchmarks/web/run.sh's CSV: PREFIX.png, PREFIX-cpu.png
             """;
 
         public string[] Servers { get; init; } = ["threadpool", "managed", "libuv", "uvloop", "node"];

@@ -121,17 +121,36 @@ internal static class Report
     /// <summary>Grouped bars: one group per message size, one bar per server.</summary>
     private static void Bars(List<CaseSummary> results, Options options, string path, string title, string yLabel, Func<CaseSummary, double?> value, string format)
     {
-        var plot = new Plot();
         string[] servers = results.Select(r => r.Server).Distinct().ToArray();
-        var palette = new ScottPlot.Palettes.Category10();
-        var bars = new List<Bar>();
-        double groupWidth = servers.Length + 1;
+        var values = new double?[options.Sizes.Length, servers.Length];
         for (int g = 0; g < options.Sizes.Length; g++)
         {
             for (int s = 0; s < servers.Length; s++)
             {
                 CaseSummary? r = results.FirstOrDefault(x => x.Server == servers[s] && x.Size == options.Sizes[g]);
-                if (r is null || value(r) is not { } v)
+                values[g, s] = r is null ? null : value(r);
+            }
+        }
+
+        GroupedBars(path, title, yLabel, "message size", options.Sizes.Select(FormatSize).ToArray(), servers, values, format);
+    }
+
+    /// <summary>
+    /// Grouped bars, one group per <paramref name="groups"/> label and one bar per <paramref name="series"/> name (a missing
+    /// value leaves a gap), the legend in one row across the top. The echo charts and the web chart (<c>chart</c> role) both
+    /// draw with it.
+    /// </summary>
+    public static void GroupedBars(string path, string title, string yLabel, string xLabel, string[] groups, string[] series, double?[,] values, string format)
+    {
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        var bars = new List<Bar>();
+        double groupWidth = series.Length + 1;
+        for (int g = 0; g < groups.Length; g++)
+        {
+            for (int s = 0; s < series.Length; s++)
+            {
+                if (values[g, s] is not { } v)
                 {
                     continue;
                 }
@@ -148,12 +167,11 @@ internal static class Report
 
         var barPlot = plot.Add.Bars(bars);
         barPlot.ValueLabelStyle.FontSize = 11;
-        double[] ticks = Enumerable.Range(0, options.Sizes.Length).Select(g => (g * groupWidth) + ((servers.Length - 1) / 2.0)).ToArray();
-        string[] labels = options.Sizes.Select(FormatSize).ToArray();
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks, labels);
-        for (int s = 0; s < servers.Length; s++)
+        double[] ticks = Enumerable.Range(0, groups.Length).Select(g => (g * groupWidth) + ((series.Length - 1) / 2.0)).ToArray();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks, groups);
+        for (int s = 0; s < series.Length; s++)
         {
-            plot.Legend.ManualItems.Add(new LegendItem { LabelText = servers[s], FillColor = palette.GetColor(s) });
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = series[s], FillColor = palette.GetColor(s) });
         }
 
         // One row across the top, in the headroom the margin below leaves: a column in a corner hid a bar's label.
@@ -162,7 +180,7 @@ internal static class Report
         plot.Legend.Alignment = Alignment.UpperCenter;
         plot.Title(title);
         plot.YLabel(yLabel);
-        plot.XLabel("message size");
+        plot.XLabel(xLabel);
         plot.Axes.Margins(bottom: 0, top: 0.35); // room for the legend above the bars
         plot.SavePng(path, 1000, 560);
     }

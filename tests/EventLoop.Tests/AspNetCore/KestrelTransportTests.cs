@@ -526,6 +526,31 @@ public abstract class KestrelTransportTests : LoopTestBase
     }
 
     [Fact]
+    public async Task With_the_hosts_group_registered_after_the_web_host_the_bind_fails_naming_the_order()
+    {
+        // The older generic host starts its hosted services in registration order: here Kestrel's before the loop group's.
+        using IHost host = Host.CreateDefaultBuilder()
+            .ConfigureLogging(logging => logging.ClearProviders())
+            .ConfigureWebHostDefaults(web => web
+                .UseEventLoop(o => o.ApplicationScheduling = Scheduling)
+                .UseKestrel(k => k.Listen(IPAddress.Loopback, 0))
+                .Configure(app => app.Run(context => context.Response.WriteAsync("unreachable"))))
+            .ConfigureServices(services => services.AddEventLoop(o => o.Policy = CreatePolicy()))
+            .Build();
+        Exception failure = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync().WaitAsync(Timeout));
+        Exception cause = failure;
+        while (cause is not InvalidOperationException && cause.InnerException is not null)
+        {
+            cause = cause.InnerException;
+        }
+
+        Assert.IsType<InvalidOperationException>(cause);
+        Assert.Contains("not running yet", cause.Message, StringComparison.Ordinal);
+        Assert.Contains("AddEventLoop", cause.Message, StringComparison.Ordinal);
+        await host.StopAsync().WaitAsync(Timeout);
+    }
+
+    [Fact]
     public async Task A_stop_closes_idle_keep_alive_connections_whose_clients_stay_silent()
     {
         // No shutdown timeout: Kestrel never aborts, so the stop completes only if closing an idle connection ends it on

@@ -322,6 +322,10 @@ M = [
  "        _hosted = _options.UseHostedGroup ? hostedLoops : null;",
  "        _hosted = hostedLoops;",
  "KestrelTransport&FullyQualifiedName~UseHostedGroup", "UseHostedGroup = false is ignored: the transport still runs on the host's group"),
+("aspnet-ignored-options-not-warned", "src/EventLoop.AspNetCore/EventLoopTransportFactory.cs",
+ "        if (_hosted is not null && (_options.Policy is not null || _options.LoopCount is not null || _options.LoopOptions is not null))",
+ "        if (_hosted is not null && (_options.Policy is not null || _options.LoopOptions is not null))",
+ "KestrelTransport&FullyQualifiedName~ignored_with_a_warning", "a LoopCount given to UseEventLoop is silently ignored on the host's group (no warning)"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -406,13 +406,14 @@ public abstract class KestrelTransportTests : LoopTestBase
 
     /// <summary>A WebApplication with the Generic Host's group (<c>AddEventLoop</c>) and the transport: one group, the host's.</summary>
     private async Task<(WebApplication App, Hosting.HostingTests.CapturingLoggerProvider Logs)> StartOnHostedGroupAsync(
-        Action<WebApplication> routes, bool useHostedGroup)
+        Action<WebApplication> routes, bool useHostedGroup, int? transportLoopCount = null)
     {
         var logs = new Hosting.HostingTests.CapturingLoggerProvider();
         WebApplication app = WebDemo.Build(new IPEndPoint(IPAddress.Loopback, 0), WebTransport.EventLoop, o =>
         {
             o.ApplicationScheduling = Scheduling;
             o.UseHostedGroup = useHostedGroup;
+            o.LoopCount = transportLoopCount;
             if (!useHostedGroup)
             {
                 o.Policy = CreatePolicy();
@@ -490,6 +491,24 @@ public abstract class KestrelTransportTests : LoopTestBase
         }
 
         Assert.DoesNotContain(logs.Entries, e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning && e.Category.StartsWith("EventLoop", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task On_the_hosts_group_the_transports_own_loop_count_is_ignored_with_a_warning()
+    {
+        (WebApplication app, Hosting.HostingTests.CapturingLoggerProvider logs) = await StartOnHostedGroupAsync(_ => { }, useHostedGroup: true, transportLoopCount: 3);
+        LoopGroup hosted = app.Services.GetRequiredService<EventLoop.Hosting.EventLoopService>().Group;
+        Assert.Same(hosted, app.Services.GetRequiredService<EventLoopTransportFactory>().Group);
+        Assert.Equal(2, hosted.Loops.Count); // AddEventLoop's count, not the transport's 3
+        Assert.Contains(logs.Entries, e => e.Category == "EventLoop.AspNetCore" && e.Level == Microsoft.Extensions.Logging.LogLevel.Warning
+            && e.Message.Contains("ignored", StringComparison.Ordinal) && e.Message.Contains("UseHostedGroup", StringComparison.Ordinal));
+        await app.StopAsync().WaitAsync(Timeout);
+        await app.DisposeAsync().AsTask().WaitAsync(Timeout);
+        foreach (LoopThread thread in hosted.Loops)
+        {
+            await thread.Completion.WaitAsync(Timeout);
+            AssertClosedCleanly(thread.Loop);
+        }
     }
 
     [Fact]

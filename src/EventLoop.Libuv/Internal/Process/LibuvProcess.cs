@@ -38,10 +38,23 @@ internal sealed unsafe class LibuvProcess : LoopProcess
         {
             pipes[fd] = IntPtr.Zero;
             stdio[fd] = default;
+        }
+
+        for (int fd = 0; fd < 3; fd++)
+        {
             switch (modes[fd])
             {
                 case ProcessStdio.Pipe:
-                    pipes[fd] = LibuvUnix.NewPipeHandle(loop);
+                    try
+                    {
+                        pipes[fd] = LibuvUnix.NewPipeHandle(loop);
+                    }
+                    catch
+                    {
+                        ClosePipes(pipes);
+                        throw;
+                    }
+
                     stdio[fd].Flags = Uv.StdioFlags.CreatePipe | (fd == 0 ? Uv.StdioFlags.ReadablePipe : Uv.StdioFlags.WritablePipe);
                     stdio[fd].Stream = pipes[fd];
                     break;
@@ -63,7 +76,7 @@ internal sealed unsafe class LibuvProcess : LoopProcess
         try
         {
             argv = ProcessLaunch.ToNativeArray(launch.Argv);
-            envp = launch.Environment is null ? null : ProcessLaunch.ToNativeArray(launch.Environment);
+            envp = ProcessLaunch.ToNativeArray(launch.Environment);
             file = CString(launch.Path);
             cwd = launch.WorkingDirectory is null ? null : CString(launch.WorkingDirectory);
             fixed (byte* nativeFile = file)
@@ -96,14 +109,7 @@ internal sealed unsafe class LibuvProcess : LoopProcess
         {
             // uv_spawn initialised the handle whatever happened: close it, and the pipes it never opened.
             Uv.Close(handle, &LibuvLoop.OnClosed);
-            for (int fd = 0; fd < 3; fd++)
-            {
-                if (pipes[fd] != IntPtr.Zero)
-                {
-                    LibuvTcp.CloseUnowned(pipes[fd]);
-                }
-            }
-
+            ClosePipes(pipes);
             throw launch.SpawnFailed(status);
         }
 
@@ -114,6 +120,19 @@ internal sealed unsafe class LibuvProcess : LoopProcess
         var process = new LibuvProcess(loop, handle, pid, stdin, stdout, stderr);
         LibuvLoop.Header(handle)->Owner = GCHandle.ToIntPtr(GCHandle.Alloc(process));
         return process;
+    }
+
+    /// <summary>Closes the pipe handles a spawn that failed made (never opened: nothing else owns them).</summary>
+    private static void ClosePipes(IntPtr* pipes)
+    {
+        for (int fd = 0; fd < 3; fd++)
+        {
+            if (pipes[fd] != IntPtr.Zero)
+            {
+                LibuvTcp.CloseUnowned(pipes[fd]);
+                pipes[fd] = IntPtr.Zero;
+            }
+        }
     }
 
     private static byte[] CString(string value)

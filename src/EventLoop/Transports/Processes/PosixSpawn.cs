@@ -113,7 +113,7 @@ internal static unsafe partial class PosixSpawn
             }
 
             argv = ProcessLaunch.ToNativeArray(launch.Argv);
-            envp = ProcessLaunch.ToNativeArray(launch.Environment ?? []);
+            envp = ProcessLaunch.ToNativeArray(launch.Environment);
             int pid;
             status = Imports.posix_spawn(&pid, launch.Path, actions, attributes, argv, envp);
             return status == 0 ? pid : -status;

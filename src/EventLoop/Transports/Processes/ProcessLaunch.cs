@@ -7,13 +7,13 @@ namespace EventLoop.Transports.Processes;
 /// <summary>
 /// A spawn, checked and resolved before either policy starts it: the program's path (looked up in the child's
 /// <c>PATH</c> as <c>execvp</c> does, so a missing program fails here, the same way on both loops), the argument
-/// vector, the environment block (null: this process's own, unchanged) and the working directory.
+/// vector, the environment block (always given: libc's <c>environ</c> lacks what .NET code set) and the working directory.
 /// </summary>
 internal sealed class ProcessLaunch
 {
     private const int ENOENT = 2;
 
-    private ProcessLaunch(string fileName, string path, string[] argv, string[]? environment, string? workingDirectory, LoopProcessOptions options)
+    private ProcessLaunch(string fileName, string path, string[] argv, string[] environment, string? workingDirectory, LoopProcessOptions options)
     {
         FileName = fileName;
         Path = path;
@@ -41,8 +41,8 @@ internal sealed class ProcessLaunch
     /// <summary>argv, argv[0] first.</summary>
     public string[] Argv { get; }
 
-    /// <summary>"NAME=value" entries, or null for this process's environment as it is.</summary>
-    public string[]? Environment { get; }
+    /// <summary>"NAME=value" entries.</summary>
+    public string[] Environment { get; }
 
     public string? WorkingDirectory { get; }
 
@@ -92,7 +92,7 @@ internal sealed class ProcessLaunch
             throw new Win32Exception(ENOENT, $"An error occurred trying to start process '{fileName}' with working directory '{cwd}'. The working directory does not exist.");
         }
 
-        string[]? environment = BuildEnvironment(options);
+        string[] environment = BuildEnvironment(options);
         string path = Resolve(fileName, environment, cwd)
             ?? throw new Win32Exception(ENOENT, $"An error occurred trying to start process '{fileName}' with working directory '{cwd ?? System.Environment.CurrentDirectory}'. No such file or directory (not found in PATH).");
         return new ProcessLaunch(fileName, path, argv.ToArray(), environment, cwd, options);
@@ -156,7 +156,7 @@ internal sealed class ProcessLaunch
     }
 
     /// <summary>The program's path as execvp finds it: a name with a '/' is a path (relative to the child's directory); else the first executable file in PATH.</summary>
-    private static string? Resolve(string fileName, string[]? environment, string? cwd)
+    private static string? Resolve(string fileName, string[] environment, string? cwd)
     {
         if (fileName.Contains('/'))
         {
@@ -165,20 +165,13 @@ internal sealed class ProcessLaunch
         }
 
         string? pathVariable = null;
-        if (environment is not null)
+        foreach (string entry in environment)
         {
-            foreach (string entry in environment)
+            if (entry.StartsWith("PATH=", StringComparison.Ordinal))
             {
-                if (entry.StartsWith("PATH=", StringComparison.Ordinal))
-                {
-                    pathVariable = entry[5..];
-                    break;
-                }
+                pathVariable = entry[5..];
+                break;
             }
-        }
-        else
-        {
-            pathVariable = System.Environment.GetEnvironmentVariable("PATH");
         }
 
         foreach (string directory in (pathVariable ?? "/usr/local/bin:/usr/bin:/bin").Split(':'))

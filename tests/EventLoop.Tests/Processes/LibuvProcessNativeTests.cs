@@ -5,6 +5,7 @@ using EventLoop.Libuv.Internal.Native;
 namespace EventLoop.Tests.Processes;
 
 /// <summary>What only the libuv loop's subprocesses have: the structs libuv reads, native handles counted and closed.</summary>
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)]
 public sealed class LibuvProcessNativeTests : LoopTestBase
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();

@@ -401,16 +401,19 @@ public abstract class ProcessTests : LoopTestBase
     }
 }
 
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)]
 public sealed class ManagedProcessTests : ProcessTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Managed();
 }
 
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)]
 public sealed class ManagedSocketsProcessTests : ProcessTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
 }
 
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)]
 public sealed class LibuvProcessTests : ProcessTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();

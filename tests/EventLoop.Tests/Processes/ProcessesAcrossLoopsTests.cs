@@ -6,6 +6,7 @@ namespace EventLoop.Tests.Processes;
 /// Several loops spawning at once, of both policies, beside .NET's own <see cref="System.Diagnostics.Process"/>: each
 /// SIGCHLD reaches every loop that has children (and the runtime), and each reaps only its own.
 /// </summary>
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)]
 public sealed class ProcessesAcrossLoopsTests
 {
     [Fact]

@@ -85,11 +85,13 @@ public abstract class ProcessesDemoTests : LoopTestBase
     }
 }
 
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)]
 public sealed class ManagedProcessesDemoTests : ProcessesDemoTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Managed();
 }
 
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)]
 public sealed class LibuvProcessesDemoTests : ProcessesDemoTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();

@@ -16,6 +16,11 @@ if (args.Length > 0 && args[0] == "--cold-posts")
     return EventLoop.Benchmarks.ColdPostsProbe.Run(args);
 }
 
+if (args.Length > 0 && args[0] == "--spawn")
+{
+    return EventLoop.Benchmarks.ProcessSpawnProbe.Run(args);
+}
+
 IConfig config = DefaultConfig.Instance
     .AddJob(Job.Default
         .WithWarmupCount(3)

@@ -283,8 +283,8 @@ var workersOption = new Option<int>("--workers")
 };
 var sizeOption = new Option<int>("--size") { Description = "How many numbers the job covers (1..N).", DefaultValueFactory = _ => CpuDemo.DefaultSize };
 var cpu = new Command("cpu", "One CPU-bound job three ways: on the loop thread (a 10 ms ticker on the loop stalls), through " +
-                             "RunInExecutor in N chunks at once, and in N child processes (System.Diagnostics.Process, until " +
-                             "the loop has subprocess support of its own); times, speed-ups and the ticker's largest gap.");
+                             "RunInExecutor in N chunks at once, and in N child processes (the loop's own, Loop.StartProcess); " +
+                             "times, speed-ups and the ticker's largest gap.");
 cpu.Options.Add(workersOption);
 cpu.Options.Add(sizeOption);
 cpu.SetAction(parse =>
@@ -321,6 +321,29 @@ cpuWorker.SetAction(parse =>
 
 root.Subcommands.Add(cpu);
 root.Subcommands.Add(cpuWorker);
+
+var childrenOption = new Option<int>("--children") { Description = "How many child processes run at once (1..32).", DefaultValueFactory = _ => 4 };
+var linesOption = new Option<int>("--lines") { Description = "How many lines each child prints (1..1000).", DefaultValueFactory = _ => 5 };
+var processes = new Command("processes", "Several child processes at once on the loop (asyncio's create_subprocess_shell): their output " +
+                                         "streamed line by line as it comes, prefixed by child, then every exit code.");
+processes.Options.Add(childrenOption);
+processes.Options.Add(linesOption);
+processes.SetAction(parse =>
+{
+    int children = parse.GetValue(childrenOption), lines = parse.GetValue(linesOption);
+    if (children is < 1 or > 32)
+    {
+        return Fail($"--children must be between 1 and 32, not {children}");
+    }
+
+    if (lines is < 1 or > 1000)
+    {
+        return Fail($"--lines must be between 1 and 1000, not {lines}");
+    }
+
+    return Run(LoopName(parse), async loop => await ProcessesDemo.RunAsync(loop, AnsiConsole.Console, children, lines));
+});
+root.Subcommands.Add(processes);
 
 var pgOption = new Option<string?>("--pg") { Description = "An Npgsql connection string. Default: a PostgreSQL server of the demo's own, in a temporary directory." };
 var redisOption = new Option<string?>("--redis") { Description = "A Redis host:port. Default: a redis-server of the demo's own, in a temporary directory." };
@@ -571,6 +594,8 @@ static async Task TourAsync(Loop loop)
     AnsiConsole.MarkupLine($"[bold green]async vs sync[/]: {scrapedAsync.Elapsed.TotalSeconds:F2} s vs {scraped.Elapsed.TotalSeconds:F2} s for the same 10 pages");
     AnsiConsole.WriteLine();
     await UnsyncDemo.RunAsync(loop, AnsiConsole.Console, sleeps: 200);
+    AnsiConsole.WriteLine();
+    await ProcessesDemo.RunAsync(loop, AnsiConsole.Console, count: 3, lines: 3);
     AnsiConsole.WriteLine();
     await CpuDemo.RunAsync(loop, AnsiConsole.Console, workers: Environment.ProcessorCount, size: 1_000_000);
     Heading("[bold]tour done[/]");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
 using Spectre.Console;
 
 namespace EventLoop.Samples.Demos;
@@ -13,10 +14,9 @@ namespace EventLoop.Samples.Demos;
 /// <item>through <see cref="Loop.RunInExecutor{T}(Func{T}, CancellationToken)"/>, all chunks at once on the
 /// thread pool: every core works (.NET has no GIL) and the ticker keeps ticking;</item>
 /// <item>in child processes (the multiprocessing technique), each chunk computed by this runner's hidden
-/// <c>cpu-worker</c> command and its result read back from the child's stdout. The loop has no subprocess
-/// support yet (until it has, this uses <see cref="Process"/>): each child is started from the executor (a start
-/// blocks), and its stdout and exit are awaited on the loop (never <see cref="Process.WaitForExit()"/>), so every
-/// continuation comes back to the loop and the loop is never blocked waiting for a child.</item>
+/// <c>cpu-worker</c> command and its result read back from the child's stdout. Each child is the loop's own
+/// (<see cref="Loop.StartProcess"/>, asyncio's <c>create_subprocess_exec</c>): its stdout is a loop pipe and its exit
+/// a loop event, so every continuation runs on the loop and the loop is never blocked waiting for a child.</item>
 /// </list>
 /// </summary>
 internal static class CpuDemo
@@ -231,42 +231,35 @@ internal static class CpuDemo
 
     /// <summary>
     /// One chunk in a child process: this runner's <c>cpu-worker --from A --to B</c>, whose stdout is the chunk's
-    /// sum. The reads and the exit are awaited (continuations back on the loop); cancelling kills the child.
+    /// sum, started on the loop (<see cref="Loop.StartProcess"/>): its pipes are read and its exit awaited on the loop,
+    /// and cancelling kills the child.
     /// </summary>
     private static async Task<long> RunWorkerAsync(Loop loop, long from, long to, CancellationToken cancellationToken)
     {
         ProcessStartInfo start = SamplesProcess.StartInfo("cpu-worker",
             "--from", from.ToString(CultureInfo.InvariantCulture), "--to", to.ToString(CultureInfo.InvariantCulture));
-        // Starting a process blocks (fork, exec, the wait for exec to succeed), and the first start, read and exit
-        // wait also load and compile the Process machinery: tens of milliseconds on a loaded machine. So that is
-        // executor work; the loop only awaits the tasks it returns, and their continuations come back to the loop.
-        (Process started, Task<string> output, Task<string> errors, Task exited) = await loop.RunInExecutor(() =>
-        {
-            Process child = Process.Start(start) ?? throw new InvalidOperationException($"could not start {start.FileName}");
-            return (child, child.StandardOutput.ReadToEndAsync(CancellationToken.None),
-                    child.StandardError.ReadToEndAsync(CancellationToken.None), child.WaitForExitAsync(CancellationToken.None));
-        }, CancellationToken.None);
-        using Process process = started;
-        await using CancellationTokenRegistration kill = cancellationToken.Register(static p =>
-        {
-            try
-            {
-                ((Process)p!).Kill();
-            }
-            catch (InvalidOperationException)
-            {
-                // already exited
-            }
-        }, process);
+        var options = new LoopProcessOptions { StandardInput = ProcessStdio.Discard, StandardOutput = ProcessStdio.Pipe, StandardError = ProcessStdio.Pipe };
+        await using LoopProcess process = loop.StartProcess(start.FileName, start.ArgumentList, options);
+        await using CancellationTokenRegistration kill = cancellationToken.Register(static p => ((LoopProcess)p!).Kill(), process);
+        Task<string> output = ReadAllTextAsync(process.StandardOutput!), errors = ReadAllTextAsync(process.StandardError!);
+        Task<ProcessExitStatus> exited = process.WaitForExitAsync(CancellationToken.None);
         await exited;
         string text = await output, message = await errors;
         cancellationToken.ThrowIfCancellationRequested();
-        if (process.ExitCode != 0 || !long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long sum))
+        int exitCode = exited.Result.ExitCode;
+        if (exitCode != 0 || !long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long sum))
         {
             throw new InvalidOperationException(
-                $"cpu-worker --from {from} --to {to} exited with {process.ExitCode}: '{text.Trim()}' {message.Trim()}");
+                $"cpu-worker --from {from} --to {to} exited with {exitCode}: '{text.Trim()}' {message.Trim()}");
         }
 
         return sum;
+    }
+
+    private static async Task<string> ReadAllTextAsync(System.IO.Pipelines.PipeReader reader)
+    {
+        var text = new StringBuilder();
+        await ProcessesDemo.PrintLinesAsync(reader, line => text.Append(line).Append('\n'));
+        return text.ToString();
     }
 }

@@ -3,8 +3,8 @@ using System.Diagnostics;
 namespace EventLoop.Samples.Demos;
 
 /// <summary>
-/// How to start this samples runner again as a child process (the <c>cpu</c> demo's workers; tests of the command
-/// line). The loop has no subprocess support yet, so callers use <see cref="Process"/> with what this returns.
+/// How to start this samples runner again as a child process (the <c>cpu</c> demo's workers, which pass the file name
+/// and arguments to <see cref="Loop.StartProcess"/>; tests of the command line, which use <see cref="Process"/>).
 /// </summary>
 internal static class SamplesProcess
 {

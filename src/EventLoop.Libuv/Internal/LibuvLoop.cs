@@ -288,6 +288,12 @@ internal sealed unsafe class LibuvLoop : Loop
             }
 
             int status = Uv.LoopClose(_loop);
+            if (Spawned)
+            {
+                // Closing libuv's SIGCHLD watcher may have set SIGCHLD back to SIG_DFL: give it back to the runtime.
+                LibuvChildSignal.AfterLibuvChange();
+            }
+
             if (status < 0 && reportLeaks)
             {
                 ReportException("uv_loop_close failed: a libuv handle or request is still open", Uv.CreateException(status, "uv_loop_close"));
@@ -620,4 +626,11 @@ internal sealed unsafe class LibuvLoop : Loop
     // ------------------------------------------------------------ files: uv_fs_* on libuv's thread pool
 
     private protected override LoopFileSystem CreateFileSystem() => new LibuvFileSystem(this);
+
+    // ------------------------------------------------------------ subprocesses: uv_spawn, uv_process_t
+
+    /// <summary>True once this loop called <c>uv_spawn</c> (its SIGCHLD watcher exists; see <see cref="LibuvChildSignal"/>).</summary>
+    internal bool Spawned { get; set; }
+
+    private protected override LoopProcess StartProcessCore(EventLoop.Transports.Processes.ProcessLaunch launch) => LibuvProcess.Start(this, launch);
 }

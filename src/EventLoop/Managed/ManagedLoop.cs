@@ -156,4 +156,9 @@ internal sealed class ManagedLoop : Loop
             : Transports.Sockets.SocketListener.ConnectUnixAsync(this, path, options, cancellationToken);
 
     private protected override LoopFileSystem CreateFileSystem() => new Transports.Files.ManagedFileSystem(this);
+
+    private Transports.Processes.ManagedChildren? _children;
+
+    private protected override LoopProcess StartProcessCore(Transports.Processes.ProcessLaunch launch) =>
+        Transports.Processes.ManagedLoopProcess.Start(this, _children ??= new(this), _poller, launch);
 }

@@ -174,11 +174,13 @@ public abstract class CpuDemoTests : LoopTestBase
     }
 }
 
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)] // its children are the loop's: see SubprocessCollection
 public sealed class ManagedCpuDemoTests : CpuDemoTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Managed();
 }
 
+[Collection(EventLoop.Tests.Processes.SubprocessCollection.Name)] // its children are the loop's: see SubprocessCollection
 public sealed class LibuvCpuDemoTests : CpuDemoTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.Libuv();

@@ -268,6 +268,14 @@ public abstract partial class Loop
                 {
                     ReportException("Exception while shutting down", ex, node);
                 }
+
+                if (next is not null && !next.Registered)
+                {
+                    // The shutdown of this node closed the next one too (a process closing its pipes, a group
+                    // its members): its Next is gone, so carry on from the head. Nodes done are unregistered,
+                    // so only the other kind is walked again.
+                    next = _shutdownHead;
+                }
             }
 
             node = next;

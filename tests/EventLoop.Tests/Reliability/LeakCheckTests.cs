@@ -50,6 +50,46 @@ public abstract class LeakCheckTests : LoopTestBase
         UnhandledErrors.Clear();
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_shutdown_that_closes_the_next_node_does_not_end_the_walk(bool resources)
+    {
+        var closed = new List<string>();
+        Loop loop = CreateLoop();
+        loop.RunUntilComplete(() =>
+        {
+            // Walked from the newest: first, then second (closed by first's shutdown), then last.
+            var last = new TestNode("last", resources, closed, null, loop);
+            var second = new TestNode("second", resources, closed, null, loop);
+            var first = new TestNode("first", resources, closed, second, loop);
+            loop.RegisterShutdown(last);
+            loop.RegisterShutdown(second);
+            loop.RegisterShutdown(first);
+            return Task.CompletedTask;
+        });
+        loop.Dispose();
+
+        Assert.Equal(["first", "second", "last"], closed);
+    }
+
+    private sealed class TestNode(string name, bool resource, List<string> closed, TestNode? closesToo, Loop loop) : ShutdownNode
+    {
+        internal override bool IsResource => resource;
+
+        internal override void OnShutdown()
+        {
+            closed.Add(name);
+            if (closesToo is not null)
+            {
+                loop.UnregisterShutdown(closesToo);
+                closed.Add(closesToo.Name);
+            }
+        }
+
+        private string Name => name;
+    }
+
     [Fact]
     public void The_leak_check_passes_a_loop_that_closed_everything()
     {

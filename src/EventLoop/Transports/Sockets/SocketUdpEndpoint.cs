@@ -135,6 +135,7 @@ internal sealed class SocketUdpEndpoint : DatagramEndpoint
         }
 
         _inFlight = true;
+        _loop.PendingIo++; // the loop's shutdown waits for its completion, which posts back here
         _ = CompleteLaterAsync(receive, buffer);
         return false;
     }
@@ -153,6 +154,7 @@ internal sealed class SocketUdpEndpoint : DatagramEndpoint
         }
 
         _inFlight = false;
+        _loop.PendingIo--;
         if (_closed)
         {
             return;
@@ -210,7 +212,18 @@ internal sealed class SocketUdpEndpoint : DatagramEndpoint
         return AwaitSendAsync(send);
     }
 
-    private static async ValueTask AwaitSendAsync(ValueTask<int> send) => await send.ConfigureAwait(true);
+    private async ValueTask AwaitSendAsync(ValueTask<int> send)
+    {
+        _loop.PendingIo++;
+        try
+        {
+            await send.ConfigureAwait(true);
+        }
+        finally
+        {
+            _loop.PendingIo--;
+        }
+    }
 
     private protected override void SetMembershipCore(IPAddress group, IPAddress? localAddress, bool join)
     {

@@ -222,12 +222,13 @@ public abstract class UdpTests : LoopTestBase
     [Fact]
     public void A_multicast_member_receives_what_is_sent_to_its_group() => RunLoop(async loop =>
     {
-        // Over the host's route for 224.0.0.0/4 (here the default route), looped back to this host's members.
+        // On the loopback interface (joined there, sent from there): no multicast route needed, nothing leaves the host.
         var group = IPAddress.Parse("239.255.42.99");
         await using DatagramEndpoint member = await loop.OpenDatagramEndpointAsync(new IPEndPoint(IPAddress.Any, 0));
-        member.JoinMulticastGroup(group);
+        member.JoinMulticastGroup(group, IPAddress.Loopback);
         await using DatagramEndpoint sender = await loop.OpenDatagramEndpointAsync(
-            new IPEndPoint(IPAddress.Any, 0), options: new DatagramOptions { MulticastLoopback = true, MulticastTimeToLive = 0 });
+            new IPEndPoint(IPAddress.Any, 0), options: new DatagramOptions { MulticastLoopback = true, MulticastInterface = IPAddress.Loopback });
+        Assert.Equal(0x0100007F, Linux.GetIntOption(sender.Descriptor, UdpSocketOptions.IpProtoIp, UdpSocketOptions.IpMulticastIf)); // 127.0.0.1
         await sender.SendToAsync("to the group"u8.ToArray(), new IPEndPoint(group, member.LocalEndPoint.Port));
         using (Datagram datagram = await member.ReceiveAsync().AsTask().WaitAsync(TestTimeout))
         {
@@ -235,8 +236,8 @@ public abstract class UdpTests : LoopTestBase
             Assert.Equal(sender.LocalEndPoint.Port, datagram.RemoteEndPoint.Port);
         }
 
-        member.LeaveMulticastGroup(group);
-        var notMember = Assert.Throws<SocketException>(() => member.LeaveMulticastGroup(group));
+        member.LeaveMulticastGroup(group, IPAddress.Loopback);
+        var notMember = Assert.Throws<SocketException>(() => member.LeaveMulticastGroup(group, IPAddress.Loopback));
         Assert.Equal(SocketError.AddressNotAvailable, notMember.SocketErrorCode);
         Assert.Throws<ArgumentException>(() => member.JoinMulticastGroup(IPAddress.Loopback));
         Assert.Throws<ArgumentException>(() => member.JoinMulticastGroup(IPAddress.Parse("ff02::1")));

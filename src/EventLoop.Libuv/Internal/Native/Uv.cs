@@ -290,6 +290,10 @@ internal static unsafe partial class Uv
     public static int UdpSetMembership(IntPtr handle, byte* group, byte* interfaceAddress, bool join) =>
         Imports.uv_udp_set_membership(OnLoopThread(handle, "uv_udp_set_membership"), group, interfaceAddress, join ? 1 : 0);
 
+    /// <summary><c>uv_udp_set_multicast_interface</c>: the interface multicast is sent from, given as its address in text.</summary>
+    public static int UdpSetMulticastInterface(IntPtr handle, byte* interfaceAddress) =>
+        Imports.uv_udp_set_multicast_interface(OnLoopThread(handle, "uv_udp_set_multicast_interface"), interfaceAddress);
+
     public static int UdpSetMulticastTtl(IntPtr handle, int ttl) => Imports.uv_udp_set_multicast_ttl(OnLoopThread(handle, "uv_udp_set_multicast_ttl"), ttl);
 
     public static int UdpSetMulticastLoop(IntPtr handle, bool on) => Imports.uv_udp_set_multicast_loop(OnLoopThread(handle, "uv_udp_set_multicast_loop"), on ? 1 : 0);
@@ -623,6 +627,9 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_udp_set_membership(IntPtr handle, byte* group, byte* interfaceAddress, int membership);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_set_multicast_interface(IntPtr handle, byte* interfaceAddress);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_udp_set_multicast_ttl(IntPtr handle, int ttl);

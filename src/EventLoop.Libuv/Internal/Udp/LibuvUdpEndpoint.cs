@@ -95,6 +95,13 @@ internal sealed unsafe class LibuvUdpEndpoint : DatagramEndpoint, LibuvLoop.IWat
             Check(Uv.UdpSetMulticastLoop(_handle, loopback), "Setting multicast loopback");
         }
 
+        if (options.MulticastInterface is { } multicastInterface)
+        {
+            byte* text = stackalloc byte[64];
+            WriteText(multicastInterface, text);
+            Check(Uv.UdpSetMulticastInterface(_handle, text), "Setting the multicast interface");
+        }
+
         if (remote is not null)
         {
             SocketAddress peer = remote.Serialize();

@@ -74,6 +74,13 @@ internal sealed class EpollUdpEndpoint : DatagramEndpoint, IEpollHandler
                      : Linux.SetIntOption(_fd, UdpSocketOptions.IpProtoIp, UdpSocketOptions.IpMulticastLoop, loopback ? 1 : 0), "multicast loopback");
         }
 
+        if (options.MulticastInterface is { } multicastInterface)
+        {
+            Span<byte> address = stackalloc byte[4];
+            Check(v6 ? Linux.SetIntOption(_fd, UdpSocketOptions.IpProtoIpv6, UdpSocketOptions.Ipv6MulticastIf, (int)multicastInterface.ScopeId)
+                     : multicastInterface.TryWriteBytes(address, out _) ? Linux.SetOption(_fd, UdpSocketOptions.IpProtoIp, UdpSocketOptions.IpMulticastIf, address) : -22, "the multicast interface");
+        }
+
         int status = Linux.Bind(_fd, local.Serialize());
         if (status < 0)
         {

@@ -86,6 +86,18 @@ internal sealed class SocketUdpEndpoint : DatagramEndpoint
             _socket.SetSocketOption(v6 ? SocketOptionLevel.IPv6 : SocketOptionLevel.IP, SocketOptionName.MulticastLoopback, loopback);
         }
 
+        if (options.MulticastInterface is { } multicastInterface)
+        {
+            if (v6)
+            {
+                _socket.SetSocketOption(SocketOptionLevel.IPv6, SocketOptionName.MulticastInterface, (int)multicastInterface.ScopeId);
+            }
+            else
+            {
+                _socket.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.MulticastInterface, multicastInterface.GetAddressBytes());
+            }
+        }
+
         _socket.Bind(local);
         if (remote is not null)
         {

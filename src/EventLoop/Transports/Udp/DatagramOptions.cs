@@ -32,6 +32,13 @@ public sealed class DatagramOptions
     /// <summary>Whether multicast datagrams sent are looped back to this host's members of the group, or null to keep the system's default (on).</summary>
     public bool? MulticastLoopback { get; set; }
 
+    /// <summary>
+    /// The interface multicast datagrams are sent from (<c>IP_MULTICAST_IF</c>): for IPv4 the interface's address (such as
+    /// <see cref="System.Net.IPAddress.Loopback"/>), for IPv6 an address whose <see cref="System.Net.IPAddress.ScopeId"/>
+    /// is the interface's index; null lets the system pick by its routes.
+    /// </summary>
+    public System.Net.IPAddress? MulticastInterface { get; set; }
+
     internal static readonly DatagramOptions Default = new();
 
     /// <summary>Checks every option; returns this.</summary>

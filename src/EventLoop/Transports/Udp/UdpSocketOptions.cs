@@ -14,12 +14,14 @@ internal static class UdpSocketOptions
     public const int SoBroadcast = 6;
 
     public const int IpProtoIp = 0;
+    public const int IpMulticastIf = 32;
     public const int IpMulticastTtl = 33;
     public const int IpMulticastLoop = 34;
     public const int IpAddMembership = 35;
     public const int IpDropMembership = 36;
 
     public const int IpProtoIpv6 = 41;
+    public const int Ipv6MulticastIf = 17;
     public const int Ipv6MulticastHops = 18;
     public const int Ipv6MulticastLoop = 19;
     public const int Ipv6AddMembership = 20;

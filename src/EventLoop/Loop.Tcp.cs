@@ -55,6 +55,12 @@ public abstract partial class Loop
         return Transports.Sockets.SocketConnection.Open(this, socket, options);
     }
 
+    /// <summary>
+    /// Tests only: resolves the host of a <see cref="DnsEndPoint"/> connect instead of <see cref="System.Net.Dns"/> (no name
+    /// resolves to both families everywhere the tests run). Per loop, so parallel tests do not see each other's.
+    /// </summary>
+    internal Func<string, System.Net.Sockets.AddressFamily, CancellationToken, Task<IPAddress[]>>? HostResolverForTests { get; set; }
+
     private Internal.PinnedBlockPool? _memoryPool;
 
     /// <summary>

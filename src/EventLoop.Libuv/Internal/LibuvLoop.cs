@@ -625,6 +625,9 @@ internal sealed unsafe class LibuvLoop : Loop
 
     // ------------------------------------------------------------ files: uv_fs_* on libuv's thread pool
 
+    private protected override DatagramEndpoint OpenDatagramEndpointCore(IPEndPoint local, IPEndPoint? remote, DatagramOptions options) =>
+        LibuvUdpEndpoint.Open(this, local, remote, options);
+
     private protected override LoopFileSystem CreateFileSystem() => new LibuvFileSystem(this);
 
     // ------------------------------------------------------------ subprocesses: uv_spawn, uv_process_t

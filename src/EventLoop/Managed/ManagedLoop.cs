@@ -155,6 +155,11 @@ internal sealed class ManagedLoop : Loop
             ? EpollConnector.ConnectUnixAsync(this, _poller, path, options, cancellationToken)
             : Transports.Sockets.SocketListener.ConnectUnixAsync(this, path, options, cancellationToken);
 
+    private protected override DatagramEndpoint OpenDatagramEndpointCore(IPEndPoint local, IPEndPoint? remote, DatagramOptions options) =>
+        _poller is not null
+            ? EpollUdpEndpoint.Open(this, _poller, local, remote, options)
+            : Transports.Sockets.SocketUdpEndpoint.Open(this, local, remote, options);
+
     private protected override LoopFileSystem CreateFileSystem() => new Transports.Files.ManagedFileSystem(this);
 
     private Transports.Processes.ManagedChildren? _children;

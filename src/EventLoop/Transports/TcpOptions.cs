@@ -64,6 +64,15 @@ public sealed class TcpOptions
     /// <summary>Output resume threshold. Default 512 KiB.</summary>
     public long OutputResumeThreshold { get; set; } = 512 * 1024;
 
+    /// <summary>
+    /// Happy eyeballs (RFC 8305, asyncio's <c>happy_eyeballs_delay</c>) for a connect to a <see cref="System.Net.DnsEndPoint"/>
+    /// whose name resolves to both IPv6 and IPv4 addresses: the addresses are tried with the families interleaved, the next
+    /// attempt starting when the previous one fails or after this delay, whichever comes first; the first to connect wins
+    /// and the others are cancelled and closed. Null tries one address after the other, each to its end. Default 250 ms
+    /// (RFC 8305's recommendation); from 0 to 1 hour. Listeners and <see cref="System.Net.IPEndPoint"/>s ignore it.
+    /// </summary>
+    public TimeSpan? HappyEyeballsDelay { get; set; } = TimeSpan.FromMilliseconds(250);
+
     internal static readonly TcpOptions Default = new();
 
     /// <summary>A copy, for a caller that changes an option without touching the caller's object.</summary>
@@ -82,6 +91,11 @@ public sealed class TcpOptions
         {
             throw new ArgumentOutOfRangeException(nameof(KeepAliveDelay), KeepAliveDelay,
                 $"TcpOptions.KeepAliveDelay must be between 1 second and {MaxKeepAliveDelay.TotalSeconds:F0} seconds (Linux's TCP_KEEPIDLE limit).");
+        }
+
+        if (HappyEyeballsDelay is { } delay && (delay < TimeSpan.Zero || delay > TimeSpan.FromHours(1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(HappyEyeballsDelay), delay, "TcpOptions.HappyEyeballsDelay must be between 0 and 1 hour, or null.");
         }
 
         if (ReusePort && !OperatingSystem.IsLinux())

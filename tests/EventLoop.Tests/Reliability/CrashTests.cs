@@ -33,6 +33,19 @@ public abstract class CrashTests
     }
 
     [Fact]
+    public async Task Udp_endpoints_disposed_and_cancelled_from_other_threads_while_datagrams_flow_never_crash()
+    {
+        int children = StressHostProcess.FullSize ? 10 : 2;
+        int iterations = StressHostProcess.FullSize ? 100 : 20;
+        for (int child = 0; child < children; child++)
+        {
+            using var host = StressHostProcess.Start("udp-dispose-race", Policy, $"--iterations {iterations} --seed {(child * 1000) + 7}");
+            string transcript = await host.AssertExitsCleanlyAsync(ChildTimeout);
+            Assert.Contains($"OK udp-dispose-race {PrintedPolicy}", transcript);
+        }
+    }
+
+    [Fact]
     public async Task Accepting_survives_running_out_of_descriptors()
     {
         using var host = StressHostProcess.Start("fd-server", Policy, fileLimit: 128);

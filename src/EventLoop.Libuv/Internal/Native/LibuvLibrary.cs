@@ -49,6 +49,11 @@ internal static class LibuvLibrary
         "uv_tcp_bind", "uv_tcp_close_reset", "uv_tcp_connect", "uv_tcp_getpeername", "uv_tcp_getsockname",
         "uv_tcp_init", "uv_tcp_init_ex", "uv_tcp_keepalive", "uv_tcp_nodelay", "uv_tcp_open", "uv_timer_init",
         "uv_timer_start", "uv_timer_stop", "uv_try_write", "uv_unref", "uv_walk", "uv_write",
+        "uv_recv_buffer_size", "uv_send_buffer_size", "uv_udp_bind", "uv_udp_connect", "uv_udp_getpeername",
+        "uv_udp_getsockname", "uv_udp_init_ex", "uv_udp_recv_start", "uv_udp_recv_stop", "uv_udp_send",
+        "uv_udp_set_broadcast", "uv_udp_set_membership", "uv_udp_set_multicast_interface", "uv_udp_set_multicast_loop",
+        "uv_udp_set_multicast_ttl",
+        "uv_udp_try_send",
         "uv_version", // called here, not imported
     ];
 

@@ -228,6 +228,7 @@ internal static unsafe partial class Uv
         Connect = 2,
         Write = 3,
         Shutdown = 4,
+        UdpSend = 5,
         Fs = 6,
         GetAddrInfo = 8,
         GetNameInfo = 9,
@@ -299,6 +300,59 @@ internal static unsafe partial class Uv
 
     /// <summary><c>uv_pipe_open</c>: adopts a socket descriptor (made non-blocking by libuv).</summary>
     public static int PipeOpen(IntPtr handle, int fd) => Imports.uv_pipe_open(OnLoopThread(handle, "uv_pipe_open"), fd);
+
+    // ------------------------------------------------------------ UDP (uv_udp_t)
+
+    /// <summary><c>uv_udp_bind</c> flag: <c>SO_REUSEADDR</c> before binding.</summary>
+    public const uint UdpReuseAddr = 4;
+
+    /// <summary><c>uv_udp_recv_cb</c> flag: the datagram did not fit the buffer and was cut short.</summary>
+    public const uint UdpPartial = 2;
+
+    /// <summary><c>uv_udp_init_ex</c>: the handle with its socket created at once, of address family <paramref name="addressFamily"/> (the low 8 bits of the flags).</summary>
+    public static int UdpInitEx(IntPtr loop, IntPtr handle, uint addressFamily) => Imports.uv_udp_init_ex(OnLoopThread(loop, "uv_udp_init_ex"), handle, addressFamily);
+
+    public static int UdpBind(IntPtr handle, byte* address, uint flags) => Imports.uv_udp_bind(OnLoopThread(handle, "uv_udp_bind"), address, flags);
+
+    public static int UdpConnect(IntPtr handle, byte* address) => Imports.uv_udp_connect(OnLoopThread(handle, "uv_udp_connect"), address);
+
+    public static int UdpGetSockName(IntPtr handle, byte* address, int* length) => Imports.uv_udp_getsockname(OnLoopThread(handle, "uv_udp_getsockname"), address, length);
+
+    public static int UdpGetPeerName(IntPtr handle, byte* address, int* length) => Imports.uv_udp_getpeername(OnLoopThread(handle, "uv_udp_getpeername"), address, length);
+
+    /// <summary><c>uv_udp_try_send</c>: the bytes sent, or a negative status (<see cref="EAGAIN"/> when it would have to wait). A null address sends to the connected peer.</summary>
+    public static int UdpTrySend(IntPtr handle, Buf* bufs, uint count, byte* address) => Imports.uv_udp_try_send(OnLoopThread(handle, "uv_udp_try_send"), bufs, count, address);
+
+    /// <summary><c>uv_udp_send</c>: queues the datagram; the buffers must stay valid until the callback.</summary>
+    public static int UdpSend(IntPtr req, IntPtr handle, Buf* bufs, uint count, byte* address, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback) =>
+        Imports.uv_udp_send(req, OnLoopThread(handle, "uv_udp_send"), bufs, count, address, callback);
+
+    public static int UdpRecvStart(
+        IntPtr handle,
+        delegate* unmanaged[Cdecl]<IntPtr, nuint, Buf*, void> alloc,
+        delegate* unmanaged[Cdecl]<IntPtr, nint, Buf*, byte*, uint, void> receive) => Imports.uv_udp_recv_start(OnLoopThread(handle, "uv_udp_recv_start"), alloc, receive);
+
+    public static int UdpRecvStop(IntPtr handle) => Imports.uv_udp_recv_stop(OnLoopThread(handle, "uv_udp_recv_stop"));
+
+    public static int UdpSetBroadcast(IntPtr handle, bool on) => Imports.uv_udp_set_broadcast(OnLoopThread(handle, "uv_udp_set_broadcast"), on ? 1 : 0);
+
+    /// <summary><c>uv_udp_set_membership</c>: join (or leave) a group, given as text, on the interface with the address given (null: the system picks).</summary>
+    public static int UdpSetMembership(IntPtr handle, byte* group, byte* interfaceAddress, bool join) =>
+        Imports.uv_udp_set_membership(OnLoopThread(handle, "uv_udp_set_membership"), group, interfaceAddress, join ? 1 : 0);
+
+    /// <summary><c>uv_udp_set_multicast_interface</c>: the interface multicast is sent from, given as its address in text.</summary>
+    public static int UdpSetMulticastInterface(IntPtr handle, byte* interfaceAddress) =>
+        Imports.uv_udp_set_multicast_interface(OnLoopThread(handle, "uv_udp_set_multicast_interface"), interfaceAddress);
+
+    public static int UdpSetMulticastTtl(IntPtr handle, int ttl) => Imports.uv_udp_set_multicast_ttl(OnLoopThread(handle, "uv_udp_set_multicast_ttl"), ttl);
+
+    public static int UdpSetMulticastLoop(IntPtr handle, bool on) => Imports.uv_udp_set_multicast_loop(OnLoopThread(handle, "uv_udp_set_multicast_loop"), on ? 1 : 0);
+
+    /// <summary><c>uv_send_buffer_size</c> with a non-zero value: sets <c>SO_SNDBUF</c>.</summary>
+    public static int SetSendBufferSize(IntPtr handle, int size) => Imports.uv_send_buffer_size(OnLoopThread(handle, "uv_send_buffer_size"), &size);
+
+    /// <summary><c>uv_recv_buffer_size</c> with a non-zero value: sets <c>SO_RCVBUF</c>.</summary>
+    public static int SetReceiveBufferSize(IntPtr handle, int size) => Imports.uv_recv_buffer_size(OnLoopThread(handle, "uv_recv_buffer_size"), &size);
 
     // ------------------------------------------------------------ DNS (libuv's thread pool) and cancelling requests
 
@@ -431,6 +485,10 @@ internal static unsafe partial class Uv
             "EAI_FAMILY" => SocketError.AddressFamilyNotSupported,
             "EAI_CANCELED" => SocketError.OperationAborted, // no socket file at a Unix path (as .NET's sockets say)
             "EAGAIN" => SocketError.WouldBlock,
+            "EMSGSIZE" => SocketError.MessageSize,
+            "EDESTADDRREQ" => SocketError.DestinationAddressRequired,
+            "EISCONN" => SocketError.IsConnected,
+            "ENODEV" => SocketError.AddressNotAvailable,
             "ECANCELED" => SocketError.OperationAborted,
             _ => null,
         };
@@ -595,6 +653,54 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_process_get_pid(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_init_ex(IntPtr loop, IntPtr handle, uint flags);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_bind(IntPtr handle, byte* address, uint flags);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_connect(IntPtr handle, byte* address);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_getsockname(IntPtr handle, byte* address, int* length);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_getpeername(IntPtr handle, byte* address, int* length);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_try_send(IntPtr handle, Buf* bufs, uint count, byte* address);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_send(IntPtr req, IntPtr handle, Buf* bufs, uint count, byte* address, delegate* unmanaged[Cdecl]<IntPtr, int, void> callback);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_recv_start(IntPtr handle, delegate* unmanaged[Cdecl]<IntPtr, nuint, Buf*, void> alloc, delegate* unmanaged[Cdecl]<IntPtr, nint, Buf*, byte*, uint, void> receive);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_recv_stop(IntPtr handle);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_set_broadcast(IntPtr handle, int on);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_set_membership(IntPtr handle, byte* group, byte* interfaceAddress, int membership);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_set_multicast_interface(IntPtr handle, byte* interfaceAddress);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_set_multicast_ttl(IntPtr handle, int ttl);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_udp_set_multicast_loop(IntPtr handle, int on);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_send_buffer_size(IntPtr handle, int* value);
+
+        [LibraryImport(LibuvLibrary.ImportName)]
+        public static partial int uv_recv_buffer_size(IntPtr handle, int* value);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_getaddrinfo(IntPtr loop, IntPtr req, delegate* unmanaged[Cdecl]<IntPtr, int, AddrInfo*, void> callback, byte* node, byte* service, AddrInfo* hints);

@@ -21,7 +21,7 @@ internal sealed class LibuvTcpConnector : ShutdownNode, LibuvLoop.IWatcherOwner
     internal override bool IsResource => true;
 
     internal static ValueTask<Connection> ConnectAsync(LibuvLoop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        TcpConnect.ConnectAsync(endpoint, (Loop: loop, Options: options),
+        TcpConnect.ConnectAsync(loop, endpoint, options.HappyEyeballsDelay, (Loop: loop, Options: options),
             static (state, ip, token) => ConnectOneAsync(state.Loop, ip, state.Options, token), cancellationToken);
 
     private static async ValueTask<Connection> ConnectOneAsync(LibuvLoop loop, IPEndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)

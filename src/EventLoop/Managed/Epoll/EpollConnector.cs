@@ -29,7 +29,7 @@ internal sealed class EpollConnector : ShutdownNode, IEpollHandler
     internal override bool IsResource => true;
 
     internal static ValueTask<Connection> ConnectAsync(ManagedLoop loop, EpollPoller poller, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        TcpConnect.ConnectAsync(endpoint, (Loop: loop, Poller: poller, Options: options),
+        TcpConnect.ConnectAsync(loop, endpoint, options.HappyEyeballsDelay, (Loop: loop, Poller: poller, Options: options),
             static (state, ip, token) => ConnectOneAsync(state.Loop, state.Poller, ip, state.Options, token), cancellationToken);
 
     /// <summary>Connects to a Unix domain socket: the same non-blocking connect (which for <c>AF_UNIX</c> usually ends at once).</summary>

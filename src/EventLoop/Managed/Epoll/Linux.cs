@@ -308,6 +308,42 @@ internal static unsafe partial class Linux
         return Check(Imports.setsockopt(fd, SolSocket, SoLinger, &linger, sizeof(Linger)));
     }
 
+    /// <summary>A new non-blocking UDP socket for <paramref name="family"/>.</summary>
+    public static int DatagramSocket(AddressFamily family) =>
+        Check(Imports.socket(family == AddressFamily.InterNetworkV6 ? 10 : 2, 2 /* SOCK_DGRAM */ | NonBlock | CloExec, 17 /* IPPROTO_UDP */));
+
+    /// <summary><c>MSG_TRUNC</c>: for a datagram socket, <c>recvfrom</c> returns the datagram's real length even when it did not fit.</summary>
+    public const int MsgTrunc = 0x20;
+
+    /// <summary><c>recvfrom</c>; <paramref name="addressLength"/> is the room in <paramref name="address"/> in, the address's length out.</summary>
+    public static nint ReceiveFrom(int fd, byte* buffer, nint length, int flags, byte* address, int* addressLength) =>
+        Check(Imports.recvfrom(fd, buffer, length, flags, address, addressLength));
+
+    /// <summary><c>sendto</c>; a null <paramref name="address"/> sends to the connected peer.</summary>
+    public static nint SendTo(int fd, byte* buffer, nint length, byte* address, int addressLength) =>
+        Check(Imports.sendto(fd, buffer, length, 0, address, addressLength));
+
+    /// <summary><c>setsockopt</c> of an <c>int</c> value.</summary>
+    public static int SetIntOption(int fd, int level, int name, int value) => Check(Imports.setsockopt(fd, level, name, &value, sizeof(int)));
+
+    /// <summary><c>setsockopt</c> of a structure (multicast memberships).</summary>
+    public static int SetOption(int fd, int level, int name, ReadOnlySpan<byte> value)
+    {
+        fixed (byte* native = value)
+        {
+            return Check(Imports.setsockopt(fd, level, name, native, value.Length));
+        }
+    }
+
+    /// <summary><c>getsockopt</c> of an <c>int</c> value; a negated errno on failure.</summary>
+    public static int GetIntOption(int fd, int level, int name)
+    {
+        int value = 0;
+        int length = sizeof(int);
+        int status = Imports.getsockopt(fd, level, name, &value, &length);
+        return status < 0 ? Errno() : value;
+    }
+
     /// <summary>The local or peer address of a socket, or null if it has none (not connected).</summary>
     public static IPEndPoint? GetEndPoint(int fd, AddressFamily family, bool peer)
     {
@@ -355,6 +391,10 @@ internal static unsafe partial class Linux
             105 or 12 => SocketError.NoBufferSpaceAvailable,
             11 => SocketError.WouldBlock,
             125 => SocketError.OperationAborted,
+            90 => SocketError.MessageSize, // EMSGSIZE: a datagram too large to send
+            89 => SocketError.DestinationAddressRequired,
+            106 => SocketError.IsConnected,
+            19 => SocketError.AddressNotAvailable, // ENODEV: no such interface (a multicast join)
             _ => SocketError.SocketError,
         };
         string text = Marshal.GetPInvokeErrorMessage(errno);
@@ -396,6 +436,12 @@ internal static unsafe partial class Linux
 
         [LibraryImport("libc", SetLastError = true)]
         public static partial nint recv(int fd, void* buffer, nint length, int flags);
+
+        [LibraryImport("libc", SetLastError = true)]
+        public static partial nint recvfrom(int fd, void* buffer, nint length, int flags, byte* address, int* addressLength);
+
+        [LibraryImport("libc", SetLastError = true)]
+        public static partial nint sendto(int fd, void* buffer, nint length, int flags, byte* address, int addressLength);
 
         [LibraryImport("libc", SetLastError = true)]
         public static partial nint writev(int fd, IoVec* vectors, int count);

@@ -125,7 +125,7 @@ internal sealed class SocketListener : ConnectionListener
     }
 
     internal static ValueTask<Connection> ConnectAsync(Loop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken) =>
-        TcpConnect.ConnectAsync(endpoint, (Loop: loop, Options: options),
+        TcpConnect.ConnectAsync(loop, endpoint, options.HappyEyeballsDelay, (Loop: loop, Options: options),
             static (state, ip, token) => ConnectOneAsync(state.Loop, ip, state.Options, token), cancellationToken);
 
     private static async ValueTask<Connection> ConnectOneAsync(Loop loop, EndPoint endpoint, TcpOptions options, CancellationToken cancellationToken)

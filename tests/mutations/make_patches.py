@@ -314,6 +314,14 @@ M = [
  "_scheduling == EventLoopApplicationScheduling.Loop ? PipeScheduler.Inline : PipeScheduler.ThreadPool",
  "PipeScheduler.ThreadPool",
  "KestrelTransport", "ApplicationScheduling.Loop is ignored: Kestrel always resumes on the thread pool"),
+(120, "injected-batch-ignores-cancel", "src/EventLoop/Loop.Engine.cs",
+ "                    ReadyEntry entry = _ready.Dequeue();\n                    if (_cancelledReady is not null && IsCancelledEntry())\n                    {\n                        continue;\n                    }\n\n                    Invoke(entry.Callback, entry.State);\n                }\n\n                break;\n            }\n            catch (Exception ex)\n            {\n                ReportException(\"Exception in callback\", ex, callback: null);",
+ "                    ReadyEntry entry = _ready.Dequeue();\n                    Invoke(entry.Callback, entry.State);\n                }\n\n                break;\n            }\n            catch (Exception ex)\n            {\n                ReportException(\"Exception in callback\", ex, callback: null);",
+ "SchedulingTests", "the batch of posts from other threads (the fully optimised copy) runs a CallSoon callback that was cancelled"),
+(121, "injected-batch-stops-at-exception", "src/EventLoop/Loop.Engine.cs",
+ "                ReportException(\"Exception in callback\", ex, callback: null);\n            }\n        }",
+ "                ReportException(\"Exception in callback\", ex, callback: null);\n                break;\n            }\n        }",
+ "SchedulingTests", "the batch of posts from other threads ends at the first callback that throws, leaving the rest for a later iteration that may never come"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -322,6 +322,14 @@ M = [
  "                ReportException(\"Exception in callback\", ex, callback: null);\n            }\n        }",
  "                ReportException(\"Exception in callback\", ex, callback: null);\n                break;\n            }\n        }",
  "SchedulingTests", "the batch of posts from other threads ends at the first callback that throws, leaving the rest for a later iteration that may never come"),
+(122, "block-pool-sizes-mixed-on-return", "src/EventLoop/Internal/PinnedBlockPool.cs",
+ "            Stack<Block> free = block.Length == BlockSize ? _free : _freeLarge;",
+ "            Stack<Block> free = _free;",
+ "TcpTests", "a returned large block goes back among the small ones, so a small request gets a large block"),
+(123, "block-pool-large-requests-to-array-pool", "src/EventLoop/Internal/PinnedBlockPool.cs",
+ "    public override int MaxBufferSize => LargeBlockSize;",
+ "    public override int MaxBufferSize => BlockSize;",
+ "TcpTests", "the pool does not offer large blocks, so a pipe serves a large read from the (unpinned) array pool"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -787,8 +787,8 @@ public abstract class TcpTests : LoopTestBase
             Assert.Equal(Large, large.Memory.Length);
             Assert.Equal(Small, small.Memory.Length);
             Assert.Equal(Small + Large, pool.RentedBytes);
-            large.Dispose();
             small.Dispose();
+            large.Dispose(); // returned last: a mixed-up pool would hand it to the next small request
             Assert.Equal(0, pool.RentedBytes);
 
             // A returned block serves only requests of its own size.

@@ -26,7 +26,7 @@ IConfig config = DefaultConfig.Instance
         .WithWarmupCount(3)
         .WithIterationCount(8)
         .WithId("1core"))
-    .AddDiagnoser(MemoryDiagnoser.Default)
+    .AddDiagnoser(MemoryDiagnoser.Default, EventLoop.Benchmarks.CpuTimeDiagnoser.Default)
     .AddColumn(StatisticColumn.OperationsPerSecond)
     .AddExporter(MarkdownExporter.GitHub)
     .WithSummaryStyle(SummaryStyle.Default.WithRatioStyle(RatioStyle.Trend))
@@ -35,7 +35,7 @@ IConfig config = DefaultConfig.Instance
 // The cold cases (classes named Cold...) run as their own job says instead: a fresh process per launch, one
 // invocation each, default tiering, so they show what an app's first operations cost.
 IConfig coldConfig = DefaultConfig.Instance
-    .AddDiagnoser(MemoryDiagnoser.Default)
+    .AddDiagnoser(MemoryDiagnoser.Default, EventLoop.Benchmarks.CpuTimeDiagnoser.Default)
     .AddColumn(StatisticColumn.OperationsPerSecond, StatisticColumn.Min, StatisticColumn.Median, StatisticColumn.Max)
     .AddExporter(MarkdownExporter.GitHub)
     .WithSummaryStyle(SummaryStyle.Default.WithRatioStyle(RatioStyle.Trend))

@@ -35,6 +35,9 @@ public abstract partial class Loop
 
     internal int ReadyCount => _ready.Count;
 
+    /// <summary>Step 2 filled an empty ready queue with posts from other threads: step 3 runs them with <see cref="RunInjectedBatch"/>. Loop thread only.</summary>
+    private bool _readyFromInject;
+
     /// <summary>True when something only the loop thread can run is waiting: ready work, posts, or a due timer.</summary>
     internal bool HasPendingWork() => HasReadyWork || _timers.NextDue <= GetTimestamp() || HasReadyIo();
 
@@ -114,6 +117,7 @@ public abstract partial class Loop
             moved++;
         }
 
+        _readyFromInject = moved != 0;
         if (moved == 0)
         {
             // A producer is between the two steps of its post (see InjectQueue). The loop will not sleep while
@@ -207,6 +211,13 @@ public abstract partial class Loop
             return;
         }
 
+        if (_readyFromInject)
+        {
+            _readyFromInject = false;
+            RunInjectedBatch(budget);
+            return;
+        }
+
         while (budget > 0)
         {
             try
@@ -229,6 +240,44 @@ public abstract partial class Loop
             catch (Exception ex)
             {
                 ReportException("Exception in callback", ex, null);
+            }
+        }
+
+        RestoreLoopContextIfChanged();
+    }
+
+    /// <summary>
+    /// The plain batch when every callback in it came from other threads (step 2 moved them into an empty ready
+    /// queue): the same code as <see cref="RunReadyBatch"/>'s loop, fully optimised from its first call. In a fresh
+    /// process the tiered batch runs tier-0 code for its first 10<sup>5</sup>-10<sup>6</sup> callbacks (tiering waits
+    /// until no new method has been compiled for 100 ms), which cost a cold post from another thread about a third of
+    /// its CPU time; a stream of posts is hot from its first one (benchmarks/results/posts.md). Batches of the loop's
+    /// own callbacks (await continuations, <c>CallSoon</c>) keep the tiered copy and its dynamic PGO.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void RunInjectedBatch(int budget)
+    {
+        while (budget > 0)
+        {
+            try
+            {
+                while (budget > 0 && _ready.Count > 0)
+                {
+                    budget--;
+                    ReadyEntry entry = _ready.Dequeue();
+                    if (_cancelledReady is not null && IsCancelledEntry())
+                    {
+                        continue;
+                    }
+
+                    Invoke(entry.Callback, entry.State);
+                }
+
+                break;
+            }
+            catch (Exception ex)
+            {
+                ReportException("Exception in callback", ex, callback: null);
             }
         }
 

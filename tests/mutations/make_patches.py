@@ -370,6 +370,22 @@ M = [
  "        _stashed = true;\n        OnReceiveReady();",
  "        _stashed = false;\n        OnReceiveReady();",
  "ManagedSocketsUdpTests", "on the sockets path a datagram that arrives after its receive was cancelled is lost"),
+(120, "injected-batch-ignores-cancel", "src/EventLoop/Loop.Engine.cs",
+ "                    ReadyEntry entry = _ready.Dequeue();\n                    if (_cancelledReady is not null && IsCancelledEntry())\n                    {\n                        continue;\n                    }\n\n                    Invoke(entry.Callback, entry.State);\n                }\n\n                break;\n            }\n            catch (Exception ex)\n            {\n                ReportException(\"Exception in callback\", ex, callback: null);",
+ "                    ReadyEntry entry = _ready.Dequeue();\n                    Invoke(entry.Callback, entry.State);\n                }\n\n                break;\n            }\n            catch (Exception ex)\n            {\n                ReportException(\"Exception in callback\", ex, callback: null);",
+ "SchedulingTests", "the batch of posts from other threads (the fully optimised copy) runs a CallSoon callback that was cancelled"),
+(121, "injected-batch-lets-exceptions-escape", "src/EventLoop/Loop.Engine.cs",
+ "                break;\n            }\n            catch (Exception ex)\n            {\n                ReportException(\"Exception in callback\", ex, callback: null);",
+ "                break;\n            }\n            catch (OperationCanceledException ex)\n            {\n                ReportException(\"Exception in callback\", ex, callback: null);",
+ "SchedulingTests", "an exception thrown by a post from another thread escapes the batch (and the loop) instead of going to the handler"),
+(122, "block-pool-sizes-mixed-on-return", "src/EventLoop/Internal/PinnedBlockPool.cs",
+ "            Stack<Block> free = block.Length == BlockSize ? _free : _freeLarge;",
+ "            Stack<Block> free = _free;",
+ "TcpTests", "a returned large block goes back among the small ones, so a small request gets a large block"),
+(123, "block-pool-large-requests-to-array-pool", "src/EventLoop/Internal/PinnedBlockPool.cs",
+ "    public override int MaxBufferSize => LargeBlockSize;",
+ "    public override int MaxBufferSize => BlockSize;",
+ "TcpTests", "the pool does not offer large blocks, so a pipe serves a large read from the (unpinned) array pool"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -8,7 +8,9 @@ namespace EventLoop.Internal;
 /// A <see cref="MemoryPool{T}"/> of fixed-size blocks allocated on the pinned object heap, for the pipes of
 /// libuv connections: libuv reads straight into them and writes straight from them, and pinning one is free
 /// (no GCHandle). Blocks are reused; the pool is safe to rent from and return to from any thread, because an
-/// application may consume a pipe off the loop.
+/// application may consume a pipe off the loop. Two sizes: <see cref="BlockSize"/> for what a pipe asks by
+/// default, and <see cref="LargeBlockSize"/> for a request larger than that (a libuv connection reading large
+/// messages asks for one, so a 100 KiB message is one read, as uvloop's 256 KiB buffer makes it).
 /// </summary>
 internal sealed class PinnedBlockPool : MemoryPool<byte>
 {
@@ -19,51 +21,75 @@ internal sealed class PinnedBlockPool : MemoryPool<byte>
     /// </summary>
     public const int BlockSize = 64 * 1024;
 
+    /// <summary>
+    /// The large block size, for a request larger than <see cref="BlockSize"/> (the pool's
+    /// <see cref="MaxBufferSize"/>, so a pipe asked for up to this much takes it from here, pinned).
+    /// </summary>
+    public const int LargeBlockSize = 128 * 1024;
+
     private const int MaxRetained = 256; // at most 16 MiB kept for reuse
+    private const int MaxRetainedLarge = 32; // and 4 MiB of large blocks
 
     private readonly Stack<Block> _free = new();
+    private readonly Stack<Block> _freeLarge = new();
     private readonly Lock _lock = new();
     private bool _disposed;
 
     private int _rented;
+    private long _rentedBytes;
 
-    public override int MaxBufferSize => BlockSize;
+    public override int MaxBufferSize => LargeBlockSize;
 
     /// <summary>Blocks rented and not yet returned: bytes buffered in pipes right now, in blocks. Tests read it.</summary>
     internal int RentedCount => Volatile.Read(ref _rented);
 
-    /// <summary>Blocks kept for reuse (at most 256). Tests read it.</summary>
+    /// <summary>Bytes in blocks rented and not yet returned (blocks of both sizes). Tests read it.</summary>
+    internal long RentedBytes => Volatile.Read(ref _rentedBytes);
+
+    /// <summary>Bytes in blocks kept for reuse (at most 16 MiB of small and 4 MiB of large blocks). Tests read it.</summary>
+    internal long RetainedBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return ((long)_free.Count * BlockSize) + ((long)_freeLarge.Count * LargeBlockSize);
+            }
+        }
+    }
+
+    /// <summary>Blocks kept for reuse (at most 256 small and 32 large). Tests read it.</summary>
     internal int RetainedCount
     {
         get
         {
             lock (_lock)
             {
-                return _free.Count;
+                return _free.Count + _freeLarge.Count;
             }
         }
     }
 
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
-        if (minBufferSize > BlockSize)
+        if (minBufferSize > LargeBlockSize)
         {
-            throw new ArgumentOutOfRangeException(nameof(minBufferSize), minBufferSize, $"The pool's blocks are {BlockSize} bytes.");
+            throw new ArgumentOutOfRangeException(nameof(minBufferSize), minBufferSize, $"The pool's largest blocks are {LargeBlockSize} bytes.");
         }
 
+        bool large = minBufferSize > BlockSize;
         lock (_lock)
         {
-            if (_free.TryPop(out Block? block))
+            _rented++;
+            _rentedBytes += large ? LargeBlockSize : BlockSize;
+            if ((large ? _freeLarge : _free).TryPop(out Block? block))
             {
                 block.Rented = true;
-                _rented++;
                 return block;
             }
-
-            _rented++;
         }
 
-        return new Block(this) { Rented = true };
+        return new Block(this, large ? LargeBlockSize : BlockSize) { Rented = true };
     }
 
     private void Return(Block block)
@@ -77,9 +103,11 @@ internal sealed class PinnedBlockPool : MemoryPool<byte>
 
             block.Rented = false;
             _rented--;
-            if (!_disposed && _free.Count < MaxRetained)
+            _rentedBytes -= block.Length;
+            Stack<Block> free = block.Length == BlockSize ? _free : _freeLarge;
+            if (!_disposed && free.Count < (block.Length == BlockSize ? MaxRetained : MaxRetainedLarge))
             {
-                _free.Push(block);
+                free.Push(block);
             }
         }
     }
@@ -90,14 +118,17 @@ internal sealed class PinnedBlockPool : MemoryPool<byte>
         {
             _disposed = true;
             _free.Clear();
+            _freeLarge.Clear();
         }
     }
 
-    private sealed unsafe class Block(PinnedBlockPool pool) : MemoryManager<byte>
+    private sealed unsafe class Block(PinnedBlockPool pool, int length) : MemoryManager<byte>
     {
-        private readonly byte[] _array = GC.AllocateUninitializedArray<byte>(BlockSize, pinned: true);
+        private readonly byte[] _array = GC.AllocateUninitializedArray<byte>(length, pinned: true);
 
         public bool Rented;
+
+        public int Length => _array.Length;
 
         public override Span<byte> GetSpan() => _array;
 

@@ -338,6 +338,44 @@ public abstract class SchedulingTests : LoopTestBase
     }
 
     [Fact]
+    public void A_batch_of_posts_from_another_thread_reports_exceptions_and_honours_cancels_as_any_batch()
+    {
+        // Callbacks that came from other threads run in a copy of the ready batch compiled fully optimised from its
+        // first call (Loop.RunInjectedBatch); it must behave as the tiered one: an exception goes to the handler and
+        // the batch goes on, and a CallSoon handle cancelled before its turn stays cancelled.
+        ExpectErrors = true;
+        var seen = new List<string>();
+        RunLoop(async loop =>
+        {
+            var done = new TaskCompletionSource();
+            var poster = new Thread(() =>
+            {
+                loop.CallSoonThreadSafe(static () => throw new InvalidTimeZoneException("post threw"));
+                loop.CallSoonThreadSafe(() =>
+                {
+                    seen.Add("second post");
+                    LoopHandle cancelled = loop.CallSoon(static s => s.Add("cancelled callback"), seen);
+                    loop.CallSoon(static s => s.Add("queued callback"), seen);
+                    Assert.True(cancelled.Cancel());
+                });
+                loop.CallSoonThreadSafe(() =>
+                {
+                    seen.Add("third post");
+                    loop.CallSoon(static d => d.SetResult(), done);
+                });
+            });
+            poster.Start();
+            await done.Task.WaitAsync(TestPipes.TestTimeout, loop.TimeProvider);
+            Assert.True(poster.Join(TestPipes.TestTimeout));
+        });
+        Assert.Contains("second post", seen);
+        Assert.Contains("third post", seen);
+        Assert.Contains("queued callback", seen);
+        Assert.DoesNotContain("cancelled callback", seen);
+        Assert.Equal("post threw", Assert.Single(UnhandledErrors).Exception!.Message);
+    }
+
+    [Fact]
     public void Pooled_posts_circulating_between_threads_keep_each_callback_with_its_own_state()
     {
         // Posts rent pooled queue nodes and callback items on the posting thread; the loop thread returns them,

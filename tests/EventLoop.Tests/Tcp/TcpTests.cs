@@ -771,6 +771,50 @@ public abstract class TcpTests : LoopTestBase
             await echo.WaitAsync(Timeout);
         });
     }
+
+    [Fact]
+    public void The_block_pool_keeps_each_size_apart_and_gives_pipes_large_blocks_pinned()
+    {
+        // Connections' pipes take their blocks from the loop's pinned pool: 64 KiB by default, and 128 KiB for a larger
+        // request (a libuv connection reading large messages asks for one, so a 100 KiB message is one read).
+        RunLoop(loop =>
+        {
+            Internal.PinnedBlockPool pool = loop.MemoryPool;
+            const int Small = Internal.PinnedBlockPool.BlockSize, Large = Internal.PinnedBlockPool.LargeBlockSize;
+            Assert.Equal(Large, pool.MaxBufferSize);
+            IMemoryOwner<byte> large = pool.Rent(Small + 1);
+            IMemoryOwner<byte> small = pool.Rent(100);
+            Assert.Equal(Large, large.Memory.Length);
+            Assert.Equal(Small, small.Memory.Length);
+            Assert.Equal(Small + Large, pool.RentedBytes);
+            small.Dispose();
+            large.Dispose(); // returned last: a mixed-up pool would hand it to the next small request
+            Assert.Equal(0, pool.RentedBytes);
+
+            // A returned block serves only requests of its own size.
+            using (IMemoryOwner<byte> again = pool.Rent(1))
+            {
+                Assert.Equal(Small, again.Memory.Length);
+            }
+
+            using (IMemoryOwner<byte> again = pool.Rent(Large))
+            {
+                Assert.Equal(Large, again.Memory.Length);
+            }
+
+            Assert.Throws<ArgumentOutOfRangeException>("minBufferSize", () => pool.Rent(Large + 1));
+
+            // A pipe on the pool takes a large request from it (pinned, pooled), not from the array pool.
+            var pipe = new Pipe(new PipeOptions(pool, minimumSegmentSize: Small, useSynchronizationContext: false));
+            Memory<byte> memory = pipe.Writer.GetMemory(Large);
+            Assert.True(memory.Length >= Large);
+            Assert.Equal(Large, pool.RentedBytes);
+            pipe.Writer.Complete();
+            pipe.Reader.Complete();
+            Assert.Equal(0, pool.RentedBytes);
+            return Task.CompletedTask;
+        });
+    }
 }
 
 public sealed class ManagedTcpTests : TcpTests

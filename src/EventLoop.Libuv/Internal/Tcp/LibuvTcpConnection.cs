@@ -48,6 +48,8 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
     private MemoryHandle _readPin;
     private int _readLength;      // the size of the buffer the current read fills
     private bool _flushDeferred;  // bytes read into the pipe, not yet flushed to the application (see Read)
+    private bool _largeReads;     // reads fill pool blocks: offer a large block to the next read (see Alloc)
+    private readonly bool _largeReadsAllowed; // the pause threshold is large enough for a large read to overshoot it
     private ValueTask<FlushResult> _pendingInputFlush;
 
     // Write side: one write (or shutdown) in flight at a time.
@@ -76,6 +78,9 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         _loop = loop;
         _handle = handle;
         _onInputFlushed = OnInputFlushed;
+        // A read may land past the input pipe's pause threshold by its buffer's size: large reads only where that stays
+        // a small part of the threshold (the default 1 MiB allows them; a 64 KiB threshold keeps 64 KiB reads).
+        _largeReadsAllowed = options.InputPauseThreshold >= 4L * PinnedBlockPool.LargeBlockSize;
         _self = GCHandle.ToIntPtr(GCHandle.Alloc(this));
         LibuvLoop.Header(handle)->Owner = _self;
     }
@@ -121,9 +126,16 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         }
     }
 
+    /// <summary>
+    /// The buffer for libuv's next read: the rest of the pipe's current block (at least 2 KiB), or, while this
+    /// connection's reads fill whole blocks, a fresh large block (128 KiB, still pinned and pooled), so a 100 KiB
+    /// message is one <c>read</c> instead of two, as in uvloop, which reads into one 256 KiB buffer. libuv takes one
+    /// buffer per read (no <c>readv</c>), so a larger buffer is the only way to read more per system call without a copy.
+    /// Only with a pause threshold of 512 KiB or more (the default is 1 MiB), so a read past it stays a small part of it.
+    /// </summary>
     private unsafe void Alloc(Uv.Buf* buf)
     {
-        Memory<byte> memory = _input.Writer.GetMemory(MinimumReadSize);
+        Memory<byte> memory = _input.Writer.GetMemory(_largeReads ? PinnedBlockPool.LargeBlockSize : MinimumReadSize);
         _readPin = memory.Pin();
         _readLength = memory.Length;
         buf->Base = (byte*)_readPin.Pointer;
@@ -138,6 +150,15 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         {
             _input.Writer.Advance((int)nread);
             _loop.CountRead(nread);
+            if (nread == _readLength && nread >= PinnedBlockPool.BlockSize / 2 && _largeReadsAllowed)
+            {
+                _largeReads = true; // the read filled a buffer of half a block or more: bytes arrive faster than blocks take them
+            }
+            else if (nread < PinnedBlockPool.BlockSize / 4)
+            {
+                _largeReads = false; // small messages again: go back to the rest of the current block
+            }
+
             if (nread == _readLength && !_flushDeferred)
             {
                 // The read filled its buffer, so libuv reads again at once (it stops at a short read or EAGAIN): hand

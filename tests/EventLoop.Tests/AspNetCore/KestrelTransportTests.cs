@@ -107,11 +107,15 @@ public abstract class KestrelTransportTests : LoopTestBase
             // connection's first request on the thread pool), and starts the body: a first read may await Kestrel's own
             // set-up before it reaches the transport's pipe, so under load the rest could already be there by then.
             int first = await context.Request.Body.ReadAsync(buffer);
-            ValueTask<int> read = context.Request.Body.ReadAsync(buffer.AsMemory(first)); // the rest is not sent yet: this read waits in the pipe
+            Loop loop = context.Features.Get<IEventLoopConnectionFeature>()!.Loop;
+            Task<int> read = context.Request.Body.ReadAsync(buffer.AsMemory(first)).AsTask(); // the rest is not sent yet: this read waits in the pipe
+
+            // Where the read is completed, seen by a continuation registered before the rest is sent (an await after the
+            // signal could find the read already completed, under load, and go on synchronously on this thread).
+            Task<bool> completedOnLoop = read.ContinueWith(_ => loop.IsOnLoopThread, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             waiting.TrySetResult();
             int n = await read; // completed by the transport when the bytes arrive
-            Loop loop = context.Features.Get<IEventLoopConnectionFeature>()!.Loop;
-            return $"{first + n} {loop.IsOnLoopThread}";
+            return $"{first + n} {await completedOnLoop}";
         }));
         await using (RawHttp raw = await RawHttp.ConnectAsync(Address(app)))
         {

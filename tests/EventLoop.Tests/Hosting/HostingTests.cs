@@ -92,7 +92,7 @@ public abstract class HostingTests : LoopTestBase
         Assert.Equal("EventLoop", entry.Category);
         Assert.Equal(LogLevel.Error, entry.Level);
         Assert.Equal(LoopLogging.CallbackException, entry.EventId);
-        Assert.IsType<InvalidOperationException>(entry.Exception);
+        Assert.True(entry.Exception is InvalidOperationException, $"the first error logged was not the callback's: {entry.Message}{Environment.NewLine}{entry.Exception}");
         Assert.Equal("callback failed on purpose", entry.Exception!.Message);
         Assert.Contains(nameof(ThrowingCallback), entry.Message, StringComparison.Ordinal);
 

@@ -155,5 +155,11 @@ internal sealed class ManagedLoop : Loop
             ? EpollConnector.ConnectUnixAsync(this, _poller, path, options, cancellationToken)
             : Transports.Sockets.SocketListener.ConnectUnixAsync(this, path, options, cancellationToken);
 
+    private protected override Connection OpenPipeCore(Transports.Pipes.PipeDescriptor pipe, TcpOptions options) =>
+        Transports.Pipes.ManagedPipes.Open(this, _poller, pipe, options);
+
+    private protected override ConnectionListener ListenInheritedCore(Transports.Pipes.PipeDescriptor socket, TcpOptions options) =>
+        Transports.Pipes.ManagedPipes.Listen(this, _poller, socket, options);
+
     private protected override LoopFileSystem CreateFileSystem() => new Transports.Files.ManagedFileSystem(this);
 }

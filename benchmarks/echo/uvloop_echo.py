@@ -17,7 +17,7 @@ import uvloop
 class EchoProtocol(asyncio.Protocol):
     def connection_made(self, transport):
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):  # a Unix socket has no TCP_NODELAY
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transport = transport
 

@@ -5,10 +5,10 @@
 # per-call-overhead test, not a disk test) in CHUNK-byte reads, IN_FLIGHT at once, PASSES times after a warm-up pass.
 # Prints one line per measurement and the medians: MiB/s and CPU ms per MiB (process CPU time, every thread).
 #
-#   bash benchmarks/files/run.sh [SIZE_MIB=256] [ROUNDS=3] [CHUNK=1048576] [IN_FLIGHT=1] [PASSES=4]
+#   bash benchmarks/files/run.sh [SIZE_MIB=256] [ROUNDS=3] [CHUNK=1048576] [IN_FLIGHT=1] [PASSES=16]
 set -euo pipefail
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-size=${1:-256}; rounds=${2:-3}; chunk=${3:-1048576}; inflight=${4:-1}; passes=${5:-4}
+size=${1:-256}; rounds=${2:-3}; chunk=${3:-1048576}; inflight=${4:-1}; passes=${5:-16}
 python=/usr/bin/python3
 harness="$root/benchmarks/EventLoop.EchoBenchmark/bin/Release/net10.0/EventLoop.EchoBenchmark.dll"
 [[ -f "$harness" ]] || dotnet build "$root/benchmarks/EventLoop.EchoBenchmark" -c Release -v q >/dev/null
@@ -34,5 +34,8 @@ for ((round = 0; round < rounds; round++)); do
 done
 echo "medians over $rounds rounds:"
 for reader in "${readers[@]}"; do
-  printf '%s' "${results[$reader]}" | awk -v r="$reader" '{t[NR]=$1; c[NR]=$2} END {n=asort(t); asort(c); m=int((n+1)/2); printf "  %-8s %8.0f MiB/s  %7.3f CPU ms/MiB\n", r, t[m], c[m]}'
+  throughput=$(printf '%s' "${results[$reader]}" | awk '{print $1}' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  cpu=$(printf '%s' "${results[$reader]}" | awk '{print $2}' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  printf '  %-8s %8s MiB/s  %7s CPU ms/MiB\n' "$reader" "$throughput" "$cpu"
 done
+

@@ -271,6 +271,31 @@ public abstract class PipeTests : LoopTestBase
         });
     }
 
+    /// <summary>The policy as <see cref="TestProgram.SocketActivationCommand"/> names it.</summary>
+    protected virtual string ChildPolicy => CreatePolicy().Name;
+
+    [Fact]
+    public async Task A_socket_activated_child_finds_its_socket_as_fd_3_through_LISTEN_FDS_and_serves_on_it()
+    {
+        // As systemd does it: the socket is bound and listening before the service starts, so a client can connect
+        // at once; the service accepts once it is up.
+        using var bound = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        bound.Bind(AnyLoopbackPort);
+        bound.Listen();
+        int pid = SocketActivatedChild.Start((int)bound.Handle, ChildPolicy);
+        byte[] message = RandomPayload(100_000, seed: 7);
+        using (Socket client = ConnectPlain(bound.LocalEndPoint!))
+        {
+            client.ReceiveTimeout = (int)(TestTimeout * 3).TotalMilliseconds;
+            client.Send(message);
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Equal(message, ReceiveExactly(client, message.Length));
+            Assert.Equal(0, client.Receive(new byte[1]));
+        }
+
+        Assert.Equal(0, await SocketActivatedChild.WaitAsync(pid));
+    }
+
     [Fact]
     public void An_inherited_listening_TCP_socket_accepts_connections()
     {
@@ -366,6 +391,8 @@ public sealed class ManagedPipeTests : PipeTests
 public sealed class ManagedSocketsPipeTests : PipeTests
 {
     protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
+
+    protected override string ChildPolicy => "managed-sockets";
 }
 
 public sealed class LibuvPipeTests : PipeTests

@@ -21,6 +21,7 @@ internal static class EchoServers
         string kind = args[0];
         string host = "127.0.0.1", loopName = "managed";
         int port = 0, loops = 1;
+        string? unixPath = null;
         for (int i = 1; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -28,6 +29,7 @@ internal static class EchoServers
             {
                 case "--host": host = Next(); break;
                 case "--port": port = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--unix": unixPath = Next(); break;
                 case "--loop": loopName = Next(); break;
                 case "--loops": loops = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--hash-rounds": s_hashRounds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
@@ -48,6 +50,13 @@ internal static class EchoServers
                     "libuv" => new LibuvLoopPolicy(),
                     _ => throw new ArgumentException($"--loop must be managed or libuv, not '{loopName}'."),
                 };
+                if (unixPath is not null)
+                {
+                    // The Unix socket echo (--unix): one loop, ListenUnixAsync; the same echo as TCP's.
+                    Loop.Run(() => RunLoopUnixServerAsync(unixPath, loopName), policy);
+                    return 0;
+                }
+
                 if (loops > 1)
                 {
                     await RunGroupServerAsync(endpoint, policy, loops);
@@ -120,6 +129,17 @@ internal static class EchoServers
     }
 
     /// <summary>The same server on a group of loops, each on its own thread (<see cref="LoopGroup"/>); serves until the process is stopped.</summary>
+    private static async Task RunLoopUnixServerAsync(string path, string loopName)
+    {
+        Loop loop = Loop.Current;
+        await using ConnectionListener listener = await loop.ListenUnixAsync(path, new UnixSocketOptions { Backlog = 512 });
+        Console.WriteLine($"{loopName} loop echo server listening on {path}");
+        await foreach (Connection connection in listener)
+        {
+            _ = EchoConnectionAsync(connection);
+        }
+    }
+
     private static async Task RunGroupServerAsync(IPEndPoint endpoint, LoopPolicy policy, int loops)
     {
         await using LoopGroup group = LoopGroup.Start(loops, policy);

@@ -50,7 +50,7 @@ internal static class Orchestrator
                 foreach (ServerSpec spec in candidates)
                 {
                     int port = FreePort();
-                    using Process? server = await StartServerAsync(spec, port, pin ? options.ServerCores : null, options.InlineCompletions, notes);
+                    using Process? server = await StartServerAsync(spec, port, pin ? options.ServerCores : null, options.InlineCompletions, notes, options.Unix);
                     if (server is null)
                     {
                         continue; // try the next way of starting this server
@@ -161,14 +161,14 @@ internal static class Orchestrator
                     : $"the {policy} loop";
                 Dictionary<string, string>? environment = loops > 1 ? new() { ["EVENTLOOP_GROUP_SPREADING"] = handOff ? "handoff" : "reuseport" } : null;
                 string samples = Path.Combine(repo, "samples", "EventLoop.Samples", "bin", "Release", "net10.0", "EventLoop.Samples.dll");
-                if (!options.ServerInProc && options.HashRounds == 0 && File.Exists(samples))
+                if (!options.ServerInProc && options.HashRounds == 0 && !options.Unix && File.Exists(samples))
                 {
                     list.Add(new ServerSpec(name, $"samples runner `echo-server --loop {policy}{(loops > 1 ? $" --loops {loops}" : "")}`: {what}",
                         port => (dotnet, [samples, "echo-server", "--loop", policy, .. loopArgs, "--host", Host, "--port", Str(port)]), environment));
                 }
 
                 list.Add(new ServerSpec(name, $"this harness's loop echo server (`server loop --loop {policy}{(loops > 1 ? $" --loops {loops}" : "")}`): {what}{hashText}",
-                    port => (dotnet, [self, "server", "loop", "--loop", policy, .. loopArgs, "--host", Host, "--port", Str(port), .. hash]), environment));
+                    port => (dotnet, [self, "server", "loop", "--loop", policy, .. loopArgs, .. Address(options, port), .. hash]), environment));
                 break;
             case "uvloop":
                 string? python = FindPythonWith("import uvloop");
@@ -180,7 +180,7 @@ internal static class Orchestrator
 
                 string script = Path.Combine(repo, "benchmarks", "echo", "uvloop_echo.py");
                 list.Add(new ServerSpec(name, $"uvloop {UvloopVersion(python)} asyncio.Protocol echo (`benchmarks/echo/uvloop_echo.py`)",
-                    port => (python, [script, "--host", Host, "--port", Str(port)])));
+                    port => (python, [script, .. Address(options, port)])));
                 break;
             case "node":
                 string? node = FindOnPath("node");
@@ -201,7 +201,32 @@ internal static class Orchestrator
         return list;
     }
 
-    private static async Task<Process?> StartServerAsync(ServerSpec spec, int port, string? cores, bool inlineCompletions, List<string> notes)
+    /// <summary>Where a server listens and the client connects: the port on loopback, or with <c>--unix</c> a socket file named after it.</summary>
+    private static string[] Address(Options options, int port) =>
+        options.Unix ? ["--unix", UnixPath(port)] : ["--host", Host, "--port", Str(port)];
+
+    private static string UnixPath(int port) => Path.Combine(Path.GetTempPath(), $"evl-echo-{Str(port)}.sock");
+
+    private static async Task<bool> CanConnectUnixAsync(string path)
+    {
+        for (int attempt = 0; attempt < 50; attempt++)
+        {
+            try
+            {
+                using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+                return true;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        return false;
+    }
+
+    private static async Task<Process?> StartServerAsync(ServerSpec spec, int port, string? cores, bool inlineCompletions, List<string> notes, bool unix = false)
     {
         (string file, string[] args) = spec.Command(port);
         var environment = new Dictionary<string, string>(spec.Environment ?? new Dictionary<string, string>());
@@ -234,7 +259,7 @@ internal static class Orchestrator
             await Task.WhenAny(process.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(2))); // closed its output: dying?
         }
 
-        if (line is null || !line.Contains(Str(port), StringComparison.Ordinal) || !await CanConnectAsync(port))
+        if (line is null || !line.Contains(Str(port), StringComparison.Ordinal) || !await (unix ? CanConnectUnixAsync(UnixPath(port)) : CanConnectAsync(port)))
         {
             string why = process.HasExited ? $"exited with code {process.ExitCode}" : line is null ? "printed nothing" : $"printed '{line}'";
             string stderr;
@@ -263,7 +288,7 @@ internal static class Orchestrator
     {
         string[] args =
         [
-            .. client.Prefix, "--host", Host, "--port", Str(port), "--connections", Str(options.Connections), "--size", Str(size),
+            .. client.Prefix, .. Address(options, port), "--connections", Str(options.Connections), "--size", Str(size),
             "--duration", options.Duration.ToString(CultureInfo.InvariantCulture), "--warmup", options.Warmup.ToString(CultureInfo.InvariantCulture),
             "--server-pid", Str(serverPid),
             .. (options.MessagesPerConnection > 0 ? ["--messages-per-connection", Str(options.MessagesPerConnection)] : Array.Empty<string>()),

@@ -23,6 +23,8 @@ try
             return await EchoClient.RunFromArgsAsync(rest);
         case "server":
             return await EchoServers.RunFromArgsAsync(rest);
+        case "file-read":
+            return FileRead.Run(rest);
         case "tls-server":
             return await TlsEcho.RunServerFromArgsAsync(rest);
         case "chart":
@@ -77,12 +79,16 @@ namespace EventLoop.EchoBenchmark
               --tls               TLS echo instead (TlsEcho.cs): servers threadpool (SslStream), managed, libuv (ListenTlsAsync),
                                   uvloop (ssl=); client benchmarks/echo/tls_echo_client.c (OpenSSL); default sizes 1024,65536;
                                   writes echo-tls.md
+              --unix              Unix domain socket echo instead: servers managed, libuv (this harness's `server loop --unix`,
+                                  ListenUnixAsync) and uvloop (create_unix_server); the C client with --unix; writes echo-unix.md
             Roles used by the orchestrator:
               client --host H --port N --connections N --size BYTES --duration S --warmup S [--server-pid PID]
-              server threadpool|loop [--loop managed|libuv] [--loops N] [--hash-rounds N] --host H --port N
+              server threadpool|loop [--loop managed|libuv] [--loops N] [--hash-rounds N] --host H --port N | --unix PATH
               tls-server threadpool|loop [--loop managed|libuv] --host H --port N --cert PEM
             Other roles:
               chart --csv FILE --out PREFIX   the web benchmark's charts from benchmarks/web/run.sh's CSV: PREFIX.png, PREFIX-cpu.png
+            The file-read benchmark (benchmarks/files/run.sh runs it beside uvloop's):
+              file-read --loop managed|libuv --file PATH [--chunk BYTES] [--in-flight N] [--passes N]
             """;
 
         public string[] Servers { get; init; } = ["threadpool", "managed", "libuv", "uvloop", "node"];
@@ -108,8 +114,11 @@ namespace EventLoop.EchoBenchmark
         public int? SingleServerCore => int.TryParse(ServerCores, NumberStyles.None, CultureInfo.InvariantCulture, out int core) ? core : null;
         public bool Tls { get; init; }
 
+        /// <summary>The Unix domain socket echo (<c>--unix</c>): each server listens on a socket file named after its free port.</summary>
+        public bool Unix { get; init; }
+
         /// <summary>The report's file name, without extension.</summary>
-        public string ReportName => Tls ? "echo-tls" : "echo";
+        public string ReportName => Tls ? "echo-tls" : Unix ? "echo-unix" : "echo";
 
         public static Options Parse(string[] args)
         {
@@ -139,6 +148,7 @@ namespace EventLoop.EchoBenchmark
                     case "--hash-rounds": o = o with { HashRounds = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--messages-per-connection": o = o with { MessagesPerConnection = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--tls": o = o with { Tls = true }; break;
+                    case "--unix": o = o with { Unix = true }; break;
                     default: throw new ArgumentException($"Unknown option '{args[i]}'.");
                 }
             }
@@ -146,6 +156,20 @@ namespace EventLoop.EchoBenchmark
             if (o.Tls)
             {
                 o = o with { Sizes = sizesGiven ? o.Sizes : [1024, 64 * 1024], Servers = o.ServersGiven ? o.Servers : ["threadpool", "managed", "libuv", "uvloop"] };
+            }
+
+            if (o.Unix)
+            {
+                if (o.Tls || o.Client == "dotnet")
+                {
+                    throw new ArgumentException("--unix goes with neither --tls nor --client dotnet.");
+                }
+
+                o = o with { Servers = o.ServersGiven ? o.Servers : ["managed", "libuv", "uvloop"], Baseline = o.Baseline == "threadpool" ? "uvloop" : o.Baseline };
+                if (o.Servers.FirstOrDefault(s => s is not ("managed" or "libuv" or "uvloop")) is { } notUnix)
+                {
+                    throw new ArgumentException($"--unix measures managed, libuv and uvloop, not '{notUnix}'.");
+                }
             }
 
             string[] known = ["threadpool", "managed", "libuv", "uvloop", "node", "managed-group", "libuv-group", "managed-group-handoff", "libuv-group-handoff"];

@@ -39,6 +39,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@ struct conn {
 
 static size_t size;
 static const char *host = "127.0.0.1", *port = NULL;
+static const char *unix_path = NULL; /* --unix: an AF_UNIX stream socket instead of TCP */
 static uint64_t per_connection; /* --messages-per-connection: 0 keeps every connection for the whole run */
 static uint64_t completed;      /* messages completed, all connections */
 static uint64_t mismatched;     /* bytes that differed from what was sent */
@@ -72,7 +74,7 @@ static int errors;
 static void usage(const char *why)
 {
     fprintf(stderr, "echo_client: %s\n"
-        "usage: echo_client --port N [--host 127.0.0.1] [--connections 32] [--size 1024]\n"
+        "usage: echo_client --port N [--host 127.0.0.1] | --unix PATH   [--connections 32] [--size 1024]\n"
         "                   [--duration 5] [--warmup 3] [--server-pid PID] [--messages-per-connection K]\n", why);
     exit(2);
 }
@@ -312,8 +314,29 @@ static void pump_receive(struct conn *c, int epoll_fd, unsigned char *buffer)
     }
 }
 
+/* A connected, non-blocking Unix domain socket (--unix): the same echo over AF_UNIX instead of TCP. */
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof address.sun_path) {
+        fprintf(stderr, "echo_client: --unix path too long: %s\n", path);
+        exit(2);
+    }
+    strcpy(address.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        fprintf(stderr, "echo_client: cannot connect to %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
 static int connect_to(const char *host, const char *port)
 {
+    if (unix_path != NULL) {
+        return connect_unix(unix_path);
+    }
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
     struct addrinfo *found;
     int status = getaddrinfo(host, port, &hints, &found);
@@ -370,6 +393,7 @@ int main(int argc, char **argv)
         const char *value = argv[++i];
         if (strcmp(name, "--host") == 0) host = value;
         else if (strcmp(name, "--port") == 0) port = value;
+        else if (strcmp(name, "--unix") == 0) unix_path = value;
         else if (strcmp(name, "--connections") == 0) connections = (int)parse_number(name, value, 1);
         else if (strcmp(name, "--size") == 0) size = (size_t)parse_number(name, value, 1);
         else if (strcmp(name, "--duration") == 0) duration = parse_number(name, value, 0.001);
@@ -382,8 +406,8 @@ int main(int argc, char **argv)
             usage(message);
         }
     }
-    if (port == NULL) {
-        usage("--port is required");
+    if (port == NULL && unix_path == NULL) {
+        usage("--port (or --unix) is required");
     }
 
     signal(SIGPIPE, SIG_IGN); /* a reset peer is an error to count, not a reason to die */

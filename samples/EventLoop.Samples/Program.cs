@@ -344,6 +344,24 @@ processes.SetAction(parse =>
     return Run(LoopName(parse), async loop => await ProcessesDemo.RunAsync(loop, AnsiConsole.Console, children, lines));
 });
 root.Subcommands.Add(processes);
+var sizeMiBOption = new Option<int>("--size-mib") { Description = "The file's size in MiB.", DefaultValueFactory = _ => FilesDemo.DefaultSizeMiB };
+var files = new Command("files", "The aiofiles slide: a large file copied with the loop's async file API while a 10 ms ticker runs on the loop; " +
+                                 "--sync copies with blocking calls on the loop thread, and the ticker stops. Prints the ticker's largest gap.");
+files.Options.Add(sizeMiBOption);
+files.Options.Add(syncOption);
+files.SetAction(parse =>
+{
+    int sizeMiB = parse.GetValue(sizeMiBOption);
+    if (FilesDemo.Validate(sizeMiB) is { } error)
+    {
+        return Fail(error);
+    }
+
+    bool identical = true;
+    int status = Run(LoopName(parse), async loop => identical = (await FilesDemo.RunAsync(loop, AnsiConsole.Console, sizeMiB, parse.GetValue(syncOption))).Identical);
+    return status != 0 ? status : identical ? 0 : 1;
+});
+root.Subcommands.Add(files);
 
 var pgOption = new Option<string?>("--pg") { Description = "An Npgsql connection string. Default: a PostgreSQL server of the demo's own, in a temporary directory." };
 var redisOption = new Option<string?>("--redis") { Description = "A Redis host:port. Default: a redis-server of the demo's own, in a temporary directory." };
@@ -598,5 +616,8 @@ static async Task TourAsync(Loop loop)
     await ProcessesDemo.RunAsync(loop, AnsiConsole.Console, count: 3, lines: 3);
     AnsiConsole.WriteLine();
     await CpuDemo.RunAsync(loop, AnsiConsole.Console, workers: Environment.ProcessorCount, size: 1_000_000);
+    AnsiConsole.WriteLine();
+    await FilesDemo.RunAsync(loop, AnsiConsole.Console, sizeMiB: 16, sync: true);
+    await FilesDemo.RunAsync(loop, AnsiConsole.Console, sizeMiB: 16, sync: false);
     Heading("[bold]tour done[/]");
 }

@@ -24,6 +24,13 @@ public static class TestProgram
     /// <summary><c>signal-default managed|libuv N</c>: handles signal N once on a loop, removes the handler, sends N again (which must end the process).</summary>
     public const string SignalDefaultCommand = "signal-default";
 
+    /// <summary>
+    /// <c>socket-activation managed|managed-sockets|libuv</c>: as a service systemd started with one socket: takes the
+    /// descriptor <see cref="SocketActivation.ListenFileDescriptors"/> finds (fd 3), listens on it with
+    /// <see cref="Loop.ListenInheritedAsync"/>, echoes one connection until its peer half-closes, and prints what it served.
+    /// </summary>
+    public const string SocketActivationCommand = "socket-activation";
+
     /// <summary>The <c>dotnet</c> host running these tests (the test host is started with <c>dotnet exec</c>).</summary>
     public static string DotnetHost()
     {
@@ -56,6 +63,19 @@ public static class TestProgram
             return ExceptionExitCode;
         }
 
+        if (args is [SocketActivationCommand, string activatedPolicy])
+        {
+            try
+            {
+                return ServeActivatedSocket(activatedPolicy);
+            }
+            catch (Exception ex)
+            {
+                Console.Error.WriteLine($"{ex.GetType().FullName}: {ex.Message}");
+                return ExceptionExitCode;
+            }
+        }
+
         if (args is [SignalDefaultCommand, string policyName, string number])
         {
             var signal = (System.Runtime.InteropServices.PosixSignal)int.Parse(number, System.Globalization.CultureInfo.InvariantCulture);
@@ -81,7 +101,29 @@ public static class TestProgram
             return 0;
         }
 
-        Console.Error.WriteLine($"usage: dotnet exec EventLoop.Tests.dll {DefaultLoopCommand}|{LibuvLoopCommand}|{LibuvOrManagedCommand}|{SignalDefaultCommand} managed|libuv N");
+        Console.Error.WriteLine($"usage: dotnet exec EventLoop.Tests.dll {SocketActivationCommand} managed|managed-sockets|libuv, or {DefaultLoopCommand}|{LibuvLoopCommand}|{LibuvOrManagedCommand}|{SignalDefaultCommand} managed|libuv N");
         return 2;
+    }
+
+    private static int ServeActivatedSocket(string policyName)
+    {
+        int[] descriptors = SocketActivation.ListenFileDescriptors(unsetEnvironment: true);
+        LoopPolicy policy = policyName switch
+        {
+            "libuv" => new LibuvLoopPolicy(),
+            "managed-sockets" => new ManagedLoopPolicy(useEpoll: false),
+            _ => new ManagedLoopPolicy(),
+        };
+        string served = Loop.Run(async () =>
+        {
+            await using ConnectionListener listener = await Loop.Current.ListenInheritedAsync(descriptors.Single());
+            await using Connection connection = await listener.AcceptAsync().AsTask().WaitAsync(TestPipes.TestTimeout);
+            byte[] received = await TestPipes.ReadToEndAsync(connection.Input).WaitAsync(TestPipes.TestTimeout);
+            await connection.Output.WriteAsync(received);
+            await connection.ShutdownSendAsync();
+            return $"served {received.Length} bytes on fd {string.Join(",", descriptors)} ({listener.LocalEndPoint}), LISTEN_PID now {Environment.GetEnvironmentVariable("LISTEN_PID") ?? "unset"}";
+        }, policy);
+        Console.WriteLine(served);
+        return 0;
     }
 }

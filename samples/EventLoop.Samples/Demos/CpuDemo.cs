@@ -180,8 +180,8 @@ internal static class CpuDemo
         }
     }
 
-    /// <summary>A loop timer every <see cref="TickInterval"/>, recording the longest time between two ticks. Loop thread only.</summary>
-    private sealed class Ticker(Loop loop)
+    /// <summary>A loop timer every <see cref="TickInterval"/>, recording the longest time between two ticks. Loop thread only (the files demo's too).</summary>
+    internal sealed class Ticker(Loop loop)
     {
         private TaskCompletionSource? _nextTick;
         private CancellationToken _stoppedBy;

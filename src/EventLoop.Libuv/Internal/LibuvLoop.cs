@@ -615,6 +615,14 @@ internal sealed unsafe class LibuvLoop : Loop
     private protected override ValueTask<Connection> ConnectUnixCoreAsync(EventLoop.Transports.Unix.UnixSocketPath path, TcpOptions options, CancellationToken cancellationToken) =>
         LibuvUnix.ConnectAsync(this, path, options, cancellationToken);
 
+    // ------------------------------------------------------------ pipes and inherited sockets: uv_pipe_open / uv_tcp_open
+
+    private protected override Connection OpenPipeCore(EventLoop.Transports.Pipes.PipeDescriptor pipe, TcpOptions options) =>
+        LibuvPipes.Open(this, pipe, options);
+
+    private protected override ConnectionListener ListenInheritedCore(EventLoop.Transports.Pipes.PipeDescriptor socket, TcpOptions options) =>
+        LibuvPipes.Listen(this, socket, options);
+
     // ------------------------------------------------------------ DNS: uv_getaddrinfo / uv_getnameinfo on libuv's thread pool
 
     private protected override Task<IPEndPoint[]> GetAddrInfoCoreAsync(string host, int port, System.Net.Sockets.AddressFamily family, CancellationToken cancellationToken) =>

@@ -160,6 +160,12 @@ internal sealed class ManagedLoop : Loop
             ? EpollUdpEndpoint.Open(this, _poller, local, remote, options)
             : Transports.Sockets.SocketUdpEndpoint.Open(this, local, remote, options);
 
+    private protected override Connection OpenPipeCore(Transports.Pipes.PipeDescriptor pipe, TcpOptions options) =>
+        Transports.Pipes.ManagedPipes.Open(this, _poller, pipe, options);
+
+    private protected override ConnectionListener ListenInheritedCore(Transports.Pipes.PipeDescriptor socket, TcpOptions options) =>
+        Transports.Pipes.ManagedPipes.Listen(this, _poller, socket, options);
+
     private protected override LoopFileSystem CreateFileSystem() => new Transports.Files.ManagedFileSystem(this);
 
     private Transports.Processes.ManagedChildren? _children;

@@ -25,6 +25,22 @@ internal abstract class LoopConnection : Connection
     /// <summary>A send met a reset (ECONNRESET, EPIPE): the socket's error is consumed, so a later read sees a plain end of stream, which is the reset's.</summary>
     private protected bool _resetSeen;
 
+    /// <summary>
+    /// The descriptor is a pipe, FIFO or terminal, not a socket (<see cref="Loop.OpenPipe"/>): it is read with <c>read</c>,
+    /// and has no half-close (the reader sees end of stream when it is closed). Set before the transport starts.
+    /// </summary>
+    private protected bool _isPipe;
+
+    /// <summary>A pipe's write end: nothing to read, so the input ends at once (without signalling <see cref="ConnectionClosed"/>).</summary>
+    private protected bool _writeOnly;
+
+    /// <summary>Marks a connection made over a non-socket descriptor (see <see cref="_isPipe"/>). Before the transport starts.</summary>
+    internal void MarkAsPipe(bool canRead)
+    {
+        _isPipe = true;
+        _writeOnly = !canRead;
+    }
+
     /// <summary>Why the send pump stopped, when it failed (what <see cref="ShutdownSendAsync"/> reports).</summary>
     private protected Exception? _sendError;
 

@@ -229,6 +229,67 @@ public abstract class FileTests : LoopTestBase, IDisposable
     }
 
     [Fact]
+    public void Disposing_a_file_with_reads_held_in_flight_closes_it_only_after_they_complete()
+    {
+        RunLoop(async loop =>
+        {
+            // The reads are held by a gate (a file whose reads complete when the test says so), so they are in flight
+            // for certain when the dispose starts: whatever the machine's speed, the close must wait for them.
+            var file = new GatedFile(loop);
+            Task<int>[] reads = [.. Enumerable.Range(0, 3).Select(i => file.ReadAsync(new byte[10], i).AsTask())];
+            ValueTask dispose = file.DisposeAsync();
+            Assert.False(file.CloseStarted, "the file was closed with 3 reads in flight");
+            Assert.False(dispose.IsCompleted);
+            Assert.True(file.IsClosed); // closing: no new reads
+            Assert.Throws<ObjectDisposedException>(() => { _ = file.ReadAsync(new byte[1], 0); });
+
+            file.Gate.SetResult(10);
+            await dispose.AsTask().WaitAsync(TestTimeout);
+            Assert.True(file.CloseStarted);
+            Assert.Equal(0, file.ReadsInFlightAtClose);
+            int[] done = await Task.WhenAll(reads).WaitAsync(TestTimeout);
+            Assert.Equal(new[] { 10, 10, 10 }, done);
+        });
+    }
+
+    /// <summary>A <see cref="LoopFile"/> whose reads wait for <see cref="Gate"/>; it records what its close saw.</summary>
+    private sealed class GatedFile(Loop loop) : LoopFile(loop, "gated", FileAccess.Read)
+    {
+        private int _pending;
+
+        public TaskCompletionSource<int> Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool CloseStarted { get; private set; }
+
+        public int ReadsInFlightAtClose { get; private set; } = -1;
+
+        private protected override async ValueTask<int> ReadCoreAsync(Memory<byte> buffer, long offset, CancellationToken cancellationToken)
+        {
+            _pending++;
+            try
+            {
+                return await Gate.Task.ConfigureAwait(true);
+            }
+            finally
+            {
+                _pending--;
+            }
+        }
+
+        private protected override ValueTask<int> WriteCoreAsync(ReadOnlyMemory<byte> buffer, long offset, CancellationToken cancellationToken) =>
+            throw new NotSupportedException();
+
+        private protected override Task<long> GetLengthCoreAsync(CancellationToken cancellationToken) => Task.FromResult(0L);
+
+        private protected override Task CloseCoreAsync()
+        {
+            CloseStarted = true;
+            ReadsInFlightAtClose = _pending;
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
     public void A_file_left_open_with_reads_in_flight_is_closed_by_the_loop_after_them()
     {
         File.WriteAllBytes(In("a.bin"), RandomPayload(1 << 20, seed: 4));

@@ -88,6 +88,13 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
     /// <summary>Starts reading and the send pump. Loop thread.</summary>
     internal void Start()
     {
+        if (_writeOnly)
+        {
+            // A pipe's write end (libuv refuses uv_read_start on it): nothing will ever be read.
+            _inputCompleted = true;
+            _input.Writer.Complete();
+        }
+
         StartReading();
         _writing = SendLoopAsync();
     }
@@ -314,7 +321,7 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
                 }
             }
 
-            if (!_closing)
+            if (!_closing && !_isPipe) // a pipe has no half-close: its reader sees end of stream when it is closed
             {
                 // Everything was sent: half-close (FIN).
                 int status = StartShutdown();

@@ -31,7 +31,7 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
     private bool _connectionWaiting;
     private bool _acceptErrorReported;
 
-    private unsafe LibuvTcpListener(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family, UnixSocketPath? unixPath = null)
+    private unsafe LibuvTcpListener(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family, UnixSocketPath? unixPath = null, EndPoint? localEndPoint = null)
     {
         _loop = loop;
         _handle = handle;
@@ -41,7 +41,7 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
         _boundFile = unixPath?.IdentifyBoundFile();
         _localEndPoint = unixPath is not null
             ? unixPath.EndPoint
-            : LibuvTcp.GetEndPoint(handle, family, peer: false) ?? new IPEndPoint(IPAddress.None, 0);
+            : localEndPoint ?? LibuvTcp.GetEndPoint(handle, family, peer: false) ?? new IPEndPoint(IPAddress.None, 0);
         LibuvLoop.Header(handle)->Owner = GCHandle.ToIntPtr(GCHandle.Alloc(this));
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
@@ -80,6 +80,17 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
     internal static LibuvTcpListener ForUnix(LibuvLoop loop, IntPtr handle, TcpOptions options, UnixSocketPath path)
     {
         var listener = new LibuvTcpListener(loop, handle, options, AddressFamily.Unix, path);
+        loop.NoteWatcherStarted(listener, handle, writable: false);
+        return listener;
+    }
+
+    /// <summary>
+    /// Wraps a listening handle over a socket made elsewhere (<see cref="LibuvPipes"/>: <see cref="Loop.ListenInheritedAsync"/>),
+    /// on which <c>uv_listen</c> succeeded; a Unix socket's file is left alone (whoever bound it owns it).
+    /// </summary>
+    internal static LibuvTcpListener ForInherited(LibuvLoop loop, IntPtr handle, TcpOptions options, AddressFamily family, EndPoint? unixEndPoint)
+    {
+        var listener = new LibuvTcpListener(loop, handle, options, family, localEndPoint: unixEndPoint);
         loop.NoteWatcherStarted(listener, handle, writable: false);
         return listener;
     }
@@ -174,7 +185,7 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
     /// <summary>Accepts the connection libuv holds (<c>uv_accept</c>) and starts it; null if the peer is already gone.</summary>
     private LibuvTcpConnection? TakeConnection()
     {
-        if (_unixPath is not null)
+        if (_family == AddressFamily.Unix) // bound here or inherited
         {
             return TakeUnixConnection();
         }
@@ -265,7 +276,7 @@ internal sealed class LibuvTcpListener : ConnectionListener, LibuvLoop.IWatcherO
         return default;
     }
 
-    public override string ToString() => _unixPath is null ? $"TCP listener (libuv) on {_localEndPoint}" : $"Unix listener (libuv) on {_unixPath}";
+    public override string ToString() => _family != AddressFamily.Unix ? $"TCP listener (libuv) on {_localEndPoint}" : $"Unix listener (libuv) on {_unixPath?.ToString() ?? _localEndPoint.ToString()}";
 
     bool LibuvLoop.IWatcherOwner.IsOpen(IntPtr handle) => !_disposed && _handle == handle;
 

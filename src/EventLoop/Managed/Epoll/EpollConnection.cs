@@ -77,6 +77,14 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
         }
 
         _token = token;
+        if (_writeOnly)
+        {
+            // A pipe's write end: nothing will ever be read. Its edges still come (EPOLLERR when the reader closes),
+            // and wake a pump waiting to write, whose write then fails with EPIPE.
+            _inputCompleted = true;
+            _input.Writer.Complete();
+        }
+
         _writing = SendLoopAsync();
     }
 
@@ -116,7 +124,7 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
             nint received;
             fixed (byte* buffer = memory.Span)
             {
-                received = Linux.Receive(_fd, buffer, memory.Length);
+                received = _isPipe ? Linux.Read(_fd, buffer, memory.Length) : Linux.Receive(_fd, buffer, memory.Length);
             }
 
             if (received > 0)
@@ -249,7 +257,7 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
                 }
             }
 
-            if (!_closed)
+            if (!_closed && !_isPipe) // a pipe has no half-close: its reader sees end of stream when it is closed
             {
                 int status = Linux.Shutdown(_fd, Linux.ShutWr); // everything was sent: half-close (FIN)
                 if (status < 0 && status != -Linux.ENOTCONN)
@@ -334,7 +342,7 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
             _poller.Remove(_token, _fd);
         }
 
-        if (reset)
+        if (reset && !_isPipe)
         {
             Linux.SetResetOnClose(_fd);
         }

@@ -105,6 +105,25 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
         }
     }
 
+    /// <summary>
+    /// Accepts on a listening socket made elsewhere (<see cref="Loop.ListenInheritedAsync"/>), counted in
+    /// <see cref="Loop.OpenSocketCount"/> by the caller; the listener owns it now, and closes it if this throws.
+    /// A Unix socket's file is left alone: whoever bound it owns it.
+    /// </summary>
+    internal static EpollListener ListenInherited(ManagedLoop loop, EpollPoller poller, Socket socket, TcpOptions options)
+    {
+        try
+        {
+            socket.Blocking = false;
+            return new EpollListener(loop, poller, socket, options);
+        }
+        catch
+        {
+            SocketConnection.CloseUntracked(loop, socket);
+            throw;
+        }
+    }
+
     /// <summary>Listens on a Unix domain socket (a stale socket file at the path is removed first, see <see cref="UnixSocketPath"/>).</summary>
     internal static EpollListener ListenUnix(ManagedLoop loop, EpollPoller poller, UnixSocketPath path, TcpOptions options)
     {
@@ -209,7 +228,7 @@ internal sealed class EpollListener : ConnectionListener, IEpollHandler
     /// <summary>Wraps an accepted descriptor; null (with it closed) when the peer is already gone or an option was refused.</summary>
     private EpollConnection? Open(int fd)
     {
-        if (_unixPath is not null)
+        if (_localEndPoint.AddressFamily == AddressFamily.Unix) // bound here or inherited
         {
             return OpenUnix(fd);
         }

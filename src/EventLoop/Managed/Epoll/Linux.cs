@@ -148,6 +148,8 @@ internal static unsafe partial class Linux
 
     public static nint Receive(int fd, byte* buffer, nint length) => Check(Imports.recv(fd, buffer, length, 0));
 
+    public static nint Read(int fd, byte* buffer, nint length) => Check(Imports.read(fd, buffer, length));
+
     public static nint WriteVector(int fd, IoVec* vectors, int count) => Check(Imports.writev(fd, vectors, count));
 
     public static int Shutdown(int fd, int how) => Check(Imports.shutdown(fd, how));

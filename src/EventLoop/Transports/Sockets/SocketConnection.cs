@@ -33,15 +33,22 @@ internal sealed class SocketConnection : LoopConnection
 
     /// <summary>
     /// Makes a connection of a connected or accepted socket (counted in <see cref="Loop.OpenSocketCount"/>) and
-    /// starts its pumps. On any failure the socket is closed and uncounted before the exception leaves.
+    /// starts its pumps. On any failure the socket is closed and uncounted before the exception leaves. A
+    /// <see cref="Socket"/> made over a pipe's descriptor (<see cref="Loop.OpenPipe"/>: .NET reads and writes a non-socket
+    /// with <c>read</c>/<c>write</c>) comes with <paramref name="pipeCanRead"/>: false for a write end.
     /// </summary>
-    internal static SocketConnection Open(Loop loop, Socket socket, TcpOptions options, EndPoint? remoteEndPoint = null)
+    internal static SocketConnection Open(Loop loop, Socket socket, TcpOptions options, EndPoint? remoteEndPoint = null, bool? pipeCanRead = null)
     {
         SocketConnection? connection = null;
         try
         {
             Configure(socket, options);
             connection = new SocketConnection(loop, socket, options, remoteEndPoint);
+            if (pipeCanRead is bool canRead)
+            {
+                connection.MarkAsPipe(canRead);
+            }
+
             connection.Start();
             return connection;
         }
@@ -86,9 +93,9 @@ internal sealed class SocketConnection : LoopConnection
 
     internal static void Configure(Socket socket, TcpOptions options)
     {
-        if (socket.AddressFamily == AddressFamily.Unix)
+        if (socket.AddressFamily is AddressFamily.Unix or AddressFamily.Unknown)
         {
-            return; // the options are TCP's
+            return; // the options are TCP's (Unknown: a pipe)
         }
 
         socket.NoDelay = options.NoDelay;
@@ -102,7 +109,15 @@ internal sealed class SocketConnection : LoopConnection
     /// <summary>Starts both pumps. Called on the loop thread.</summary>
     internal void Start()
     {
-        _receiving = ReceiveLoopAsync();
+        if (_writeOnly)
+        {
+            _input.Writer.Complete(); // a pipe's write end: nothing will ever be read
+        }
+        else
+        {
+            _receiving = ReceiveLoopAsync();
+        }
+
         _writing = SendLoopAsync();
     }
 
@@ -173,7 +188,7 @@ internal sealed class SocketConnection : LoopConnection
                 }
             }
 
-            if (!_aborted)
+            if (!_aborted && !_isPipe) // a pipe has no half-close: its reader sees end of stream when it is closed
             {
                 try
                 {
@@ -284,5 +299,5 @@ internal sealed class SocketConnection : LoopConnection
 
     }
 
-    public override string ToString() => $"{(_socket.AddressFamily == AddressFamily.Unix ? "Unix" : "TCP")} {LocalEndPoint} <-> {RemoteEndPoint}";
+    public override string ToString() => _isPipe ? "Pipe (sockets)" : $"{(_socket.AddressFamily == AddressFamily.Unix ? "Unix" : "TCP")} {LocalEndPoint} <-> {RemoteEndPoint}";
 }

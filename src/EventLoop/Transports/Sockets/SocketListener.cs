@@ -81,6 +81,23 @@ internal sealed class SocketListener : ConnectionListener
         }
     }
 
+    /// <summary>
+    /// Accepts on a listening socket made elsewhere (<see cref="Loop.ListenInheritedAsync"/>), counted in
+    /// <see cref="Loop.OpenSocketCount"/> by the caller; the listener owns it now, and closes it if this throws.
+    /// </summary>
+    internal static SocketListener ListenInherited(Loop loop, Socket socket, TcpOptions options)
+    {
+        try
+        {
+            return new SocketListener(loop, socket, options);
+        }
+        catch
+        {
+            SocketConnection.CloseUntracked(loop, socket);
+            throw;
+        }
+    }
+
     /// <summary>Listens on a Unix domain socket (a stale socket file at the path is removed first, see <see cref="UnixSocketPath"/>).</summary>
     internal static SocketListener ListenUnix(Loop loop, UnixSocketPath path, TcpOptions options)
     {

@@ -90,7 +90,9 @@ public abstract class CpuDemoTests : LoopTestBase
         TimeSpan blocked = result.OnLoop.LargestGap;
         Assert.True(result.Executor.LargestGap < blocked / 2,
             $"RunInExecutor: the ticker stalled {result.Executor.LargestGap}, the job on the loop blocked it {blocked}");
-        Assert.True(result.Processes.LargestGap < blocked / 2,
+        // Children: under the whole job, not half of it, since starting them blocks the loop thread itself (libuv's
+        // uv_spawn forks the test process synchronously, which on a loaded machine took 180 ms of a 340 ms job).
+        Assert.True(result.Processes.LargestGap < blocked,
             $"child processes: the ticker stalled {result.Processes.LargestGap}, the job on the loop blocked it {blocked}");
 
         string[] lines = text.ToString().Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToArray();

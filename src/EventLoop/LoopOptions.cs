@@ -6,7 +6,8 @@ public sealed class LoopOptions
     /// <summary>
     /// Debug mode, asyncio's <c>debug=True</c>: warns about callbacks slower than
     /// <see cref="SlowCallbackThreshold"/> (naming the callback) and reports exceptions of tasks nobody
-    /// observed. Defaults to true when the environment variable <c>EVENTLOOP_DEBUG</c> is <c>1</c>.
+    /// observed (.NET's <c>TaskScheduler.UnobservedTaskException</c> is process-wide and a task does not record its
+    /// loop, so every running loop in debug mode reports each such task, whichever code left it). Defaults to true when the environment variable <c>EVENTLOOP_DEBUG</c> is <c>1</c>.
     /// Thread affinity is checked on every loop-affine call in both modes.
     /// </summary>
     public bool Debug { get; set; } = IsDebugRequestedByEnvironment();

@@ -291,12 +291,13 @@ internal static class Orchestrator
             .. client.Prefix, .. Address(options, port), "--connections", Str(options.Connections), "--size", Str(size),
             "--duration", options.Duration.ToString(CultureInfo.InvariantCulture), "--warmup", options.Warmup.ToString(CultureInfo.InvariantCulture),
             "--server-pid", Str(serverPid),
+            .. (client.Name == "c" && options.WarmupServerCpu > 0 ? ["--warmup-server-cpu", options.WarmupServerCpu.ToString(CultureInfo.InvariantCulture)] : Array.Empty<string>()),
             .. (options.MessagesPerConnection > 0 ? ["--messages-per-connection", Str(options.MessagesPerConnection)] : Array.Empty<string>()),
         ];
         using Process process = Start(client.File, args, clientCore is { } core ? Str(core) : null);
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.Duration + options.Warmup + 60));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(options.Duration + options.Warmup + (client.Name == "c" && options.WarmupServerCpu > 0 ? 120 : 60)));
         try
         {
             await process.WaitForExitAsync(timeout.Token);

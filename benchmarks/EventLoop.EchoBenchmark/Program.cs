@@ -67,10 +67,14 @@ namespace EventLoop.EchoBenchmark
               --connections N     client connections (default 32)
               --duration SECONDS  measured time per case (default 5)
               --warmup SECONDS    unmeasured time before each case (default 3: .NET servers are still tiering up their JIT code after 1 s)
+              --warmup-server-cpu SECONDS  with the C client, the warm-up also lasts until the server has used this much CPU
+                                  time since the client started, at most 60 s more (default 2; 0: wall time only). On a
+                                  shared core 3 s can be a few hundred ms of the server's CPU, and a .NET server then
+                                  still compiles its hot code optimised (tiered JIT) inside the measured window
               --rounds N          measure every server N times, in rotating order, and report medians (default 3)
               --client c|dotnet   the load generator: c (default; benchmarks/echo/echo_client.c, built with gcc/cc)
                                   or dotnet (the `client` role, which runs near 100% of its core)
-              --quick             duration 1 s, warm-up 0.3 s, one round (a smoke run)
+              --quick             duration 1 s, warm-up 0.3 s (wall time only), one round (a smoke run)
               --server-inproc     serve managed/libuv from this harness's own loop echo server instead of the samples runner
               --out DIR           results folder (default benchmarks/results under the repository)
               --no-pin            do not pin with taskset (server on core 0, client on core 1)
@@ -96,6 +100,7 @@ namespace EventLoop.EchoBenchmark
         public int Connections { get; init; } = 32;
         public double Duration { get; init; } = 5;
         public double Warmup { get; init; } = 3;
+        public double WarmupServerCpu { get; init; } = 2;
         public int Rounds { get; init; } = 3;
         public bool ServerInProc { get; init; }
         public bool Pin { get; init; } = true;
@@ -134,8 +139,9 @@ namespace EventLoop.EchoBenchmark
                     case "--connections": o = o with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--duration": o = o with { Duration = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--warmup": o = o with { Warmup = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
+                    case "--warmup-server-cpu": o = o with { WarmupServerCpu = double.Parse(Next(), CultureInfo.InvariantCulture) }; break;
                     case "--rounds": o = o with { Rounds = int.Parse(Next(), CultureInfo.InvariantCulture) }; break;
-                    case "--quick": o = o with { Duration = 1, Warmup = 0.3, Rounds = 1 }; break;
+                    case "--quick": o = o with { Duration = 1, Warmup = 0.3, WarmupServerCpu = 0, Rounds = 1 }; break;
                     case "--server-inproc": o = o with { ServerInProc = true }; break;
                     case "--no-pin": o = o with { Pin = false }; break;
                     case "--inline-completions": o = o with { InlineCompletions = true }; break;
@@ -188,7 +194,7 @@ namespace EventLoop.EchoBenchmark
                 throw new ArgumentException($"--client must be c or dotnet, not '{o.Client}'.");
             }
 
-            if (o.Connections <= 0 || o.Duration <= 0 || o.Rounds <= 0 || o.Warmup < 0 || o.Sizes.Any(s => s <= 0) || o.Loops <= 0 || o.HashRounds < 0)
+            if (o.Connections <= 0 || o.Duration <= 0 || o.Rounds <= 0 || o.Warmup < 0 || o.WarmupServerCpu < 0 || o.Sizes.Any(s => s <= 0) || o.Loops <= 0 || o.HashRounds < 0)
             {
                 throw new ArgumentException("--connections, --duration, --rounds, --loops and --sizes must be positive, --warmup and --hash-rounds not negative.");
             }

@@ -51,7 +51,7 @@ internal static class Report
             1 => " **Every message on a new connection** (`--messages-per-connection 1`: the client closes each connection after one echo and connects again), so msg/s is also connections accepted per second.",
             int k => $" Each connection is closed after {k} echoes and a new one opened (`--messages-per-connection {k}`).",
         };
-        md.AppendLine(Inv, $"Load generator: {client.Description}. {options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case.{churn} {RoundsText(options.Rounds)} {pinning}");
+        md.AppendLine(Inv, $"Load generator: {client.Description}. {options.Connections} connections, each sending one message and reading the whole echo back before the next (ping-pong), {options.Duration:0.#} s measured after {options.Warmup:0.#} s of warm-up per case{(client.Name == "c" && options.WarmupServerCpu > 0 ? string.Create(Inv, $" (longer if the server had not yet used {options.WarmupServerCpu:0.#} s of CPU since the client started, so a .NET server's tiered JIT has finished before the measured window)") : "")}.{churn} {RoundsText(options.Rounds)} {pinning}");
         md.AppendLine();
         md.AppendLine($"| server | message | msg/s | rounds' range | vs {Baseline} | server CPU µs/msg (range) | server kernel time | client CPU µs/msg | server core: server / others / idle | client core: client / others / idle | errors / wrong bytes |");
         md.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");

@@ -11,7 +11,8 @@ namespace EventLoop.StressHost;
 /// read end the chaos closes mid-flush (EPIPE); <c>ownsHandle: false</c> duplicates whose caller closes its own
 /// descriptor meanwhile; and loops closed with pipes still open and data in flight. Every byte that comes back is
 /// checked, every wait is bounded, every loop must close with nothing left open and nothing reported, and the process
-/// must hold as many descriptors after each iteration as before it (<c>/proc/self/fd</c>).
+/// must have closed every descriptor of the iteration's pipes and hold as many sockets and anonymous inodes as before
+/// (<c>/proc/self/fd</c>).
 /// </summary>
 internal static class PipeDisposeRace
 {
@@ -57,17 +58,46 @@ internal static class PipeDisposeRace
                 caller.CloseAll(); // what the caller had not closed yet, now that the loop is gone
             }
 
+            // None of the iteration's pipes may be open any more, and the loop's own descriptors (sockets, epoll, eventfd)
+            // must be as many as before. Pipes the runtime opens meanwhile are none of this scenario's business.
             Dictionary<int, string> after = OpenDescriptors();
-            if (after.Count != before.Count && i >= 0)
+            string[] leaked;
+            lock (s_pipesMade)
+            {
+                leaked = after.Where(entry => s_pipesMade.Contains(entry.Value)).Select(entry => $"{entry.Key} -> {entry.Value} ({Flags(entry.Key)})").ToArray();
+                s_pipesMade.Clear();
+            }
+
+            if (leaked.Length != 0)
+            {
+                failures.Add($"{where}: {leaked.Length} descriptor(s) of the iteration's pipes still open: {string.Join(", ", leaked)}");
+            }
+
+            int loopBefore = before.Values.Count(target => !target.StartsWith("pipe:", StringComparison.Ordinal));
+            int loopAfter = after.Values.Count(target => !target.StartsWith("pipe:", StringComparison.Ordinal));
+            if (loopAfter != loopBefore && i >= 0)
             {
                 IEnumerable<string> changed = after.Where(entry => !before.TryGetValue(entry.Key, out string? target) || target != entry.Value)
                     .Select(entry => $"{entry.Key} -> {entry.Value}");
-                failures.Add($"{where}: {before.Count} pipes, sockets and anonymous inodes open before, {after.Count} after; new: {string.Join(", ", changed)}");
+                failures.Add($"{where}: {loopBefore} sockets and anonymous inodes open before, {loopAfter} after; new: {string.Join(", ", changed)}");
             }
         }
 
         Console.WriteLine($"stalled writers failed with EPIPE {s_epipes}, ended by a dispose or abort {s_writerAborts}; " +
             $"bytes echoed {s_bytesEchoed}; caller closes {s_callerCloses}; loops closed with data in flight {s_abruptCloses}");
+    }
+
+    /// <summary>The open flags of <paramref name="fd"/> (<c>/proc/self/fdinfo</c>), for a leak's report.</summary>
+    private static string Flags(int fd)
+    {
+        try
+        {
+            return File.ReadLines($"/proc/self/fdinfo/{fd}").FirstOrDefault(line => line.StartsWith("flags:", StringComparison.Ordinal)) ?? "?";
+        }
+        catch (IOException)
+        {
+            return "closed meanwhile";
+        }
     }
 
     private static void Hang(string where)
@@ -446,8 +476,16 @@ internal static class PipeDisposeRace
             throw new IOException($"pipe2 failed: errno {Marshal.GetLastPInvokeError()}");
         }
 
+        lock (s_pipesMade)
+        {
+            s_pipesMade.Add(new FileInfo($"/proc/self/fd/{fds[0]}").LinkTarget!);
+        }
+
         return (fds[0], fds[1]);
     }
+
+    /// <summary>The iteration's pipes, as <c>/proc/self/fd</c> names them (<c>pipe:[inode]</c>).</summary>
+    private static readonly HashSet<string> s_pipesMade = new();
 
     private const int OCloExec = 0x80000;
 

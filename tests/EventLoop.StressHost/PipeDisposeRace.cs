@@ -23,7 +23,7 @@ internal static class PipeDisposeRace
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
 
     // What the races did, printed at the end so a run shows the paths it took (EPIPE, shutdown with pipes open, ...).
-    private static long s_epipes, s_writerAborts, s_bytesEchoed, s_abruptCloses, s_callerCloses;
+    private static long s_epipes, s_writerAborts, s_bytesEchoed, s_abruptCloses, s_callerCloses, s_foreignPipes;
 
     public static void Run(LoopPolicy policy, int iterations, int seed, Failures failures)
     {
@@ -65,6 +65,8 @@ internal static class PipeDisposeRace
             lock (s_pipesMade)
             {
                 leaked = after.Where(entry => s_pipesMade.Contains(entry.Value)).Select(entry => $"{entry.Key} -> {entry.Value} ({Flags(entry.Key)})").ToArray();
+                s_foreignPipes += after.Count(entry => entry.Value.StartsWith("pipe:", StringComparison.Ordinal)
+                    && !s_pipesMade.Contains(entry.Value) && !before.ContainsValue(entry.Value));
                 s_pipesMade.Clear();
             }
 
@@ -84,7 +86,8 @@ internal static class PipeDisposeRace
         }
 
         Console.WriteLine($"stalled writers failed with EPIPE {s_epipes}, ended by a dispose or abort {s_writerAborts}; " +
-            $"bytes echoed {s_bytesEchoed}; caller closes {s_callerCloses}; loops closed with data in flight {s_abruptCloses}");
+            $"bytes echoed {s_bytesEchoed}; caller closes {s_callerCloses}; loops closed with data in flight {s_abruptCloses}; " +
+            $"descriptors of pipes opened by others meanwhile {s_foreignPipes}");
     }
 
     /// <summary>The open flags of <paramref name="fd"/> (<c>/proc/self/fdinfo</c>), for a leak's report.</summary>

@@ -5,11 +5,12 @@ using EventLoop.StressHost;
 
 // The child process of the crash-prone reliability tests. Usage:
 //   EventLoop.StressHost <scenario> --policy managed|libuv [--iterations N] [--seconds S] [--connections N] [--seed N]
-// Scenarios: dispose-race, process-race, udp-dispose-race, fd-server, soak. Exit code 0 means the scenario held; 1 means it found a failure
+// Scenarios: dispose-race, process-race, udp-dispose-race, pipe-dispose-race, fd-server,
+// soak. Exit code 0 means the scenario held; 1 means it found a failure
 // (printed as "FAIL ..." lines); a crash ends the process with a signal, which the parent test reports.
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: EventLoop.StressHost dispose-race|process-race|udp-dispose-race|fd-server|soak --policy managed|libuv [options]");
+    Console.Error.WriteLine("usage: EventLoop.StressHost dispose-race|process-race|udp-dispose-race|pipe-dispose-race|fd-server|soak --policy managed|libuv [options]");
     return 2;
 }
 
@@ -49,6 +50,9 @@ try
             break;
         case "udp-dispose-race":
             UdpDisposeRace.Run(policy, Int("iterations", 20), Int("seed", 1), failures);
+            break;
+        case "pipe-dispose-race":
+            PipeDisposeRace.Run(policy, Int("iterations", 20), Int("seed", 1), failures);
             break;
         case "fd-server":
             FdServer.Run(policy, failures);

@@ -406,6 +406,14 @@ M = [
  "        if (type is RegularFile or Directory or BlockDevice)",
  "        if (type is Directory or BlockDevice)",
  "PipeTests", "a regular file's descriptor is accepted as a pipe (and fails later, in epoll_ctl or libuv, with no pointer to loop.Files)"),
+(126, "epoll-aborted-pipe-descriptor-not-closed", "src/EventLoop/Managed/Epoll/EpollConnection.cs",
+ "        Linux.Close(_fd);\n        _fd = -1;\n        _loop.OpenSocketCount--;",
+ "        if (!reset || !_isPipe)\n        {\n            Linux.Close(_fd);\n        }\n\n        _fd = -1;\n        _loop.OpenSocketCount--;",
+ "ManagedPipeCrashTests", "an aborted pipe (Abort, or the loop's shutdown) keeps its descriptor open on the managed poller; its count says closed, only /proc/self/fd tells"),
+(127, "abort-off-loop-no-hop", "src/EventLoop/Transports/LoopConnection.cs",
+ "        if (!_loop.IsOnLoopThread)\n        {\n            try\n            {\n                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));",
+ "        if (!_loop.IsOnLoopThread && false)\n        {\n            try\n            {\n                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));",
+ "PipeCrashTests", "Abort from another thread closes the connection on the calling thread instead of hopping to the loop"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using EventLoop.Samples.Demos;
 using Spectre.Console;
@@ -118,25 +117,8 @@ public abstract class CpuDemoTests : LoopTestBase
         Assert.Equal(67, result.Processes.Sum);
     }
 
-    /// <summary>The runner as a child process, as a user runs it: exit code, stdout, stderr.</summary>
-    private async Task<(int ExitCode, string Output, string Errors)> RunSamplesAsync(params string[] arguments)
-    {
-        ProcessStartInfo start = SamplesProcess.StartInfo([.. arguments, "--loop", CreatePolicy().Name]);
-        using var process = Process.Start(start)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> errors = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(Timeout);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, await output, await errors);
-    }
+    private Task<(int ExitCode, string Output, string Errors)> RunSamplesAsync(params string[] arguments) =>
+        SamplesRun.RunAsync(CreatePolicy().Name, Timeout, arguments);
 
     [Theory]
     [InlineData("--workers", "0")]

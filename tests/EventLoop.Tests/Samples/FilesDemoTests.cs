@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using EventLoop.Samples.Demos;
 using Spectre.Console;
@@ -70,24 +69,8 @@ public abstract class FilesDemoTests : LoopTestBase
         }
     }
 
-    private async Task<(int ExitCode, string Output, string Errors)> RunSamplesAsync(params string[] arguments)
-    {
-        ProcessStartInfo start = SamplesProcess.StartInfo([.. arguments, "--loop", CreatePolicy().Name]);
-        using var process = Process.Start(start)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> errors = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(Timeout);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, await output, await errors);
-    }
+    private Task<(int ExitCode, string Output, string Errors)> RunSamplesAsync(params string[] arguments) =>
+        SamplesRun.RunAsync(CreatePolicy().Name, Timeout, arguments);
 
     [Fact]
     public async Task The_command_copies_both_ways_and_exits_zero()

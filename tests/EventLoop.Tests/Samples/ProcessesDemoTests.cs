@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using EventLoop.Samples.Demos;
 using Spectre.Console;
 using static EventLoop.Tests.TestPipes;
@@ -43,24 +42,8 @@ public abstract class ProcessesDemoTests : LoopTestBase
         Assert.Equal("processes: 3 children, exit codes 0,1,2", lines[^1].TrimEnd());
     }
 
-    private async Task<(int ExitCode, string Output, string Errors)> RunSamplesAsync(params string[] arguments)
-    {
-        ProcessStartInfo start = SamplesProcess.StartInfo([.. arguments, "--loop", CreatePolicy().Name]);
-        using var process = Process.Start(start)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> errors = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(TestTimeout);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, await output, await errors);
-    }
+    private Task<(int ExitCode, string Output, string Errors)> RunSamplesAsync(params string[] arguments) =>
+        SamplesRun.RunAsync(CreatePolicy().Name, TestTimeout, arguments);
 
     [Fact]
     public async Task The_command_exits_zero_with_a_last_line_a_script_can_read()

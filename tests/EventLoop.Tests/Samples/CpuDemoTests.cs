@@ -50,18 +50,7 @@ public abstract class CpuDemoTests : LoopTestBase
         }
     }
 
-    private static (IAnsiConsole Console, StringWriter Text) CaptureConsole()
-    {
-        var text = new StringWriter();
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Out = new AnsiConsoleOutput(text),
-        });
-        console.Profile.Width = 10_000;
-        return (console, text);
-    }
+    private static (IAnsiConsole Console, StringWriter Text) CaptureConsole() => SamplesRun.CaptureConsole();
 
     /// <summary>Runs the loop on a thread of its own, so the test's (pool) thread is free meanwhile.</summary>
     private Task<T> RunLoopOffPool<T>(Func<Loop, Task<T>> main) =>

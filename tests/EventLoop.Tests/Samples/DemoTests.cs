@@ -10,18 +10,7 @@ namespace EventLoop.Tests.Samples;
 /// <summary>Each demo on each policy, with small parameters, checked for the facts it claims.</summary>
 public abstract class DemoTests : LoopTestBase
 {
-    private static (IAnsiConsole Console, StringWriter Text) CaptureConsole()
-    {
-        var text = new StringWriter();
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Out = new AnsiConsoleOutput(text),
-        });
-        console.Profile.Width = 10_000; // no wrapping: one output line per line
-        return (console, text);
-    }
+    private static (IAnsiConsole Console, StringWriter Text) CaptureConsole() => SamplesRun.CaptureConsole();
 
     /// <summary>
     /// These demos use the thread pool on purpose (CPU-bound work, RunInExecutor), and SocketsHttpHandler opens

@@ -14,18 +14,7 @@ public abstract class FilesDemoTests : LoopTestBase
     /// <summary>A guard against a hang, not a time limit: a loaded machine runs the demo several times slower.</summary>
     private static readonly TimeSpan Timeout = TestPipes.TestTimeout * 6;
 
-    private static (IAnsiConsole Console, StringWriter Text) CaptureConsole()
-    {
-        var text = new StringWriter();
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Out = new AnsiConsoleOutput(text),
-        });
-        console.Profile.Width = 10_000;
-        return (console, text);
-    }
+    private static (IAnsiConsole Console, StringWriter Text) CaptureConsole() => SamplesRun.CaptureConsole();
 
     [Theory]
     [InlineData(false)]

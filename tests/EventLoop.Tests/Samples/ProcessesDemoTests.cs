@@ -10,18 +10,7 @@ namespace EventLoop.Tests.Samples;
 /// </summary>
 public abstract class ProcessesDemoTests : LoopTestBase
 {
-    private static (IAnsiConsole Console, StringWriter Text) CaptureConsole()
-    {
-        var text = new StringWriter();
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Out = new AnsiConsoleOutput(text),
-        });
-        console.Profile.Width = 10_000;
-        return (console, text);
-    }
+    private static (IAnsiConsole Console, StringWriter Text) CaptureConsole() => SamplesRun.CaptureConsole();
 
     [Fact]
     public void Every_child_streams_its_lines_in_order_and_exits_with_its_own_code()

@@ -414,6 +414,22 @@ M = [
  "        if (!_loop.IsOnLoopThread)\n        {\n            try\n            {\n                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));",
  "        if (!_loop.IsOnLoopThread && false)\n        {\n            try\n            {\n                _loop.CallSoonThreadSafe(static s => s.Connection.Abort(s.Reason), (Connection: this, Reason: reason));",
  "PipeCrashTests", "Abort from another thread closes the connection on the calling thread instead of hopping to the loop"),
+(140, "direct-write-ignores-unflushed-bytes", "src/EventLoop/Transports/DirectWritePipeWriter.cs",
+ "if (!source.IsEmpty && inner.UnflushedBytes == 0 && !cancellationToken",
+ "if (!source.IsEmpty && !cancellationToken",
+ "DirectWriteTests", "WriteAsync sends its buffer directly although bytes written before it are still unflushed in the pipe: they arrive after it"),
+("direct-write-ignores-busy-epoll-pump", "src/EventLoop/Managed/Epoll/EpollConnection.cs",
+ "                ReadResult result = await reader.ReadAsync().ConfigureAwait(true);\n                _sendIdle = false;",
+ "                ReadResult result = await reader.ReadAsync().ConfigureAwait(true);",
+ "ManagedDirectWriteTests", "the epoll pump never says it is busy: a WriteAsync overtakes the rest of a partly sent buffer still in the pipe"),
+("direct-write-never", "src/EventLoop/Transports/LoopConnection.cs",
+ "internal bool CanWriteDirect => _sendIdle && !_aborted",
+ "internal bool CanWriteDirect => false && _sendIdle && !_aborted",
+ "DirectWriteTests", "WriteAsync always copies into the pipe: the echo and TLS pay a copy per buffer again (only the count shows it)"),
+("direct-write-off-loop-thread", "src/EventLoop/Transports/LoopConnection.cs",
+ " && !_disposed && _loop.IsOnLoopThread;",
+ " && !_disposed;",
+ "DirectWriteTests", "WriteAsync from another thread calls into the socket (libuv: off its loop thread) instead of the pipe"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -134,8 +134,10 @@ internal static class EchoServer
     }
 
     /// <summary>
-    /// Echoes everything read: all the segments of one read are written, then flushed once (one send for
-    /// the lot), rather than <c>CopyToAsync</c>'s flush per segment.
+    /// Echoes everything read. What arrived in one piece is handed to <see cref="PipeWriter.WriteAsync"/>, which on the loop
+    /// sends it straight from the input's buffer when nothing is queued before it (as uvloop's <c>transport.write</c>
+    /// does): no copy. Several segments are written, then flushed once (one send for the lot), rather than
+    /// <c>CopyToAsync</c>'s flush per segment.
     /// </summary>
     private static async Task EchoAsync(PipeReader input, PipeWriter output)
     {
@@ -143,13 +145,23 @@ internal static class EchoServer
         {
             ReadResult result = await input.ReadAsync();
             ReadOnlySequence<byte> buffer = result.Buffer;
-            foreach (ReadOnlyMemory<byte> segment in buffer)
+            FlushResult flush;
+            if (buffer.IsSingleSegment)
             {
-                output.Write(segment.Span);
+                flush = await output.WriteAsync(buffer.First); // sent, or copied into the output pipe, before it returns
+                input.AdvanceTo(buffer.End);
+            }
+            else
+            {
+                foreach (ReadOnlyMemory<byte> segment in buffer)
+                {
+                    output.Write(segment.Span);
+                }
+
+                input.AdvanceTo(buffer.End);
+                flush = await output.FlushAsync();
             }
 
-            input.AdvanceTo(buffer.End);
-            FlushResult flush = await output.FlushAsync();
             if (result.IsCompleted || flush.IsCompleted)
             {
                 return;

@@ -186,14 +186,27 @@ internal sealed class LoopConnectionContext : ConnectionContext,
                 ReadOnlySequence<byte> buffer = result.Buffer;
                 if (!buffer.IsEmpty)
                 {
-                    foreach (ReadOnlyMemory<byte> segment in buffer)
+                    FlushResult flush;
+                    _sending = true;
+                    if (buffer.IsSingleSegment)
                     {
-                        to.Write(segment.Span);
+                        // On the loop with nothing queued, the connection sends this straight from Kestrel's buffer (no
+                        // copy); otherwise it is copied into the connection's pipe before WriteAsync returns.
+                        ValueTask<FlushResult> writing = to.WriteAsync(buffer.First);
+                        from.AdvanceTo(buffer.End);
+                        flush = await writing;
+                    }
+                    else
+                    {
+                        foreach (ReadOnlyMemory<byte> segment in buffer)
+                        {
+                            to.Write(segment.Span);
+                        }
+
+                        from.AdvanceTo(buffer.End);
+                        flush = await to.FlushAsync();
                     }
 
-                    from.AdvanceTo(buffer.End);
-                    _sending = true;
-                    FlushResult flush = await to.FlushAsync();
                     _sending = false;
                     if (flush.IsCompleted || flush.IsCanceled)
                     {

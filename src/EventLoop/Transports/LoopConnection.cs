@@ -45,6 +45,7 @@ internal abstract class LoopConnection : Connection
     private protected Exception? _sendError;
 
     private readonly CancellationTokenSource _closed = new();
+    private readonly DirectWritePipeWriter _outputWriter;
     private readonly ResourceNode _node;
     private readonly EndPoint? _localEndPoint;
     private readonly EndPoint? _remoteEndPoint;
@@ -78,6 +79,7 @@ internal abstract class LoopConnection : Connection
             pauseWriterThreshold: options.OutputPauseThreshold,
             resumeWriterThreshold: options.OutputResumeThreshold,
             useSynchronizationContext: false));
+        _outputWriter = new DirectWritePipeWriter(this, _output.Writer);
         _node = new ResourceNode(this);
         loop.RegisterShutdown(_node);
         loop.CountConnection(1);
@@ -91,7 +93,40 @@ internal abstract class LoopConnection : Connection
 
     public sealed override PipeReader Input => _input.Reader;
 
-    public sealed override PipeWriter Output => _output.Writer;
+    public sealed override PipeWriter Output => _outputWriter;
+
+    /// <summary>
+    /// The transport's send pump waits for bytes with everything before them sent: set by the pump just before it awaits
+    /// the output pipe, cleared as soon as that read returns (inline, in the flush that fed it). While set, on the loop
+    /// thread, <see cref="DirectWritePipeWriter.WriteAsync"/> may send a buffer itself (<see cref="TryWriteNow"/>).
+    /// </summary>
+    private protected volatile bool _sendIdle;
+
+    /// <summary>Whether a write may go to the socket now, ahead of the pipe: the pump is idle, the connection open, and the caller on the loop thread.</summary>
+    internal bool CanWriteDirect => _sendIdle && !_aborted && !_disposed && _loop.IsOnLoopThread;
+
+    /// <summary>Sends what the socket takes of <paramref name="source"/> now (see <see cref="TryWriteNow"/>). Only when <see cref="CanWriteDirect"/>.</summary>
+    internal int TryWriteDirect(ReadOnlySpan<byte> source)
+    {
+        int written = TryWriteNow(source);
+        if (written > 0)
+        {
+            DirectWriteCount++;
+        }
+
+        return written;
+    }
+
+    /// <summary>Writes that went to the socket straight from the caller's memory (all or part of a buffer). Tests read it.</summary>
+    internal long DirectWriteCount { get; private set; }
+
+    /// <summary>
+    /// A transport's direct write: sends what the socket takes of <paramref name="source"/> without blocking, on the loop
+    /// thread, and returns how many bytes went out (0 when the socket is full). A negative return means "not now" (an
+    /// error, a closing handle, or a transport without the path): the bytes then go through the pipe, and the send pump
+    /// meets and reports any error in its usual way. The default has no direct path.
+    /// </summary>
+    private protected virtual int TryWriteNow(ReadOnlySpan<byte> source) => -1;
 
     public sealed override EndPoint? LocalEndPoint => _localEndPoint;
 

@@ -288,7 +288,9 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         {
             while (true)
             {
+                _sendIdle = true; // everything before is sent: a write may go straight to the socket (TryWriteNow)
                 ReadResult result = await reader.ReadAsync().ConfigureAwait(true);
+                _sendIdle = false;
                 if (!_loop.IsOnLoopThread)
                 {
                     // The application flushed from another thread, and the pump resumed inline there. libuv may
@@ -432,6 +434,36 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
         }
 
         return status;
+    }
+
+    /// <summary>
+    /// The direct write (see <see cref="LoopConnection.TryWriteNow"/>): <c>uv_try_write</c> from the caller's memory, which
+    /// libuv does not keep past the call. Loop thread, with the send pump idle. (libuv itself also refuses a try-write,
+    /// with EAGAIN, while a queued <c>uv_write</c> has bytes left, so a direct write cannot overtake the pump's.)
+    /// </summary>
+    private protected override unsafe int TryWriteNow(ReadOnlySpan<byte> source)
+    {
+        if (_closing)
+        {
+            return -1;
+        }
+
+        int written;
+        fixed (byte* data = source)
+        {
+            Uv.Buf buf;
+            buf.Base = data;
+            buf.Length = (nuint)source.Length;
+            written = Uv.TryWrite(_handle, &buf, 1);
+        }
+
+        if (written >= 0)
+        {
+            _loop.CountWritten(written);
+            return written;
+        }
+
+        return written == Uv.EAGAIN ? 0 : -1; // an error: the pump's own write meets it and reports it as usual
     }
 
     private unsafe int StartShutdown()

@@ -225,7 +225,9 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
         {
             while (true)
             {
+                _sendIdle = true; // everything before is sent: a write may go straight to the socket (TryWriteNow)
                 ReadResult result = await reader.ReadAsync().ConfigureAwait(true);
+                _sendIdle = false;
                 if (!_loop.IsOnLoopThread)
                 {
                     // The application flushed from another thread, and the pump resumed inline there: continue on
@@ -316,6 +318,35 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
                 pins[i] = default;
             }
         }
+    }
+
+    /// <summary>
+    /// The direct write (see <see cref="LoopConnection.TryWriteNow"/>): one non-blocking <c>writev</c> from the caller's
+    /// memory. Loop thread, with the send pump idle (so not waiting for the writable edge).
+    /// </summary>
+    private protected override unsafe int TryWriteNow(ReadOnlySpan<byte> source)
+    {
+        if (_closed)
+        {
+            return -1;
+        }
+
+        nint written;
+        fixed (byte* data = source)
+        {
+            Linux.IoVec vector;
+            vector.Base = data;
+            vector.Length = (nuint)source.Length;
+            written = Linux.WriteVector(_fd, &vector, 1);
+        }
+
+        if (written >= 0)
+        {
+            _loop.CountWritten(written);
+            return (int)written;
+        }
+
+        return written == -Linux.EAGAIN ? 0 : -1; // EINTR or an error: the pump's own write retries, or meets and reports it
     }
 
     int IValueTaskSource<int>.GetResult(short token) => _writable.GetResult(token);

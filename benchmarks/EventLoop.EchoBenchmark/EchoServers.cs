@@ -33,6 +33,7 @@ internal static class EchoServers
                 case "--loop": loopName = Next(); break;
                 case "--loops": loops = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--hash-rounds": s_hashRounds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--copy": s_copy = true; break;
                 default: throw new ArgumentException($"Unknown server option '{args[i]}'.");
             }
         }
@@ -151,6 +152,9 @@ internal static class EchoServers
     /// <summary>With --hash-rounds N: SHA-256 over every received byte N times, CPU work standing in for a real protocol's.</summary>
     private static int s_hashRounds;
 
+    /// <summary>With --copy: every read is copied into the output pipe and flushed (how the echo wrote before direct writes), for a same-run comparison.</summary>
+    private static bool s_copy;
+
     private static void Work(ReadOnlySpan<byte> received)
     {
         Span<byte> digest = stackalloc byte[32];
@@ -169,14 +173,26 @@ internal static class EchoServers
             while (true)
             {
                 ReadResult result = await input.ReadAsync();
-                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                FlushResult flush;
+                if (result.Buffer.IsSingleSegment && !s_copy)
                 {
-                    Work(segment.Span);
-                    output.Write(segment.Span);
+                    // One piece: WriteAsync sends it from the input's buffer when nothing is queued (no copy).
+                    Work(result.Buffer.FirstSpan);
+                    flush = await output.WriteAsync(result.Buffer.First);
+                    input.AdvanceTo(result.Buffer.End);
+                }
+                else
+                {
+                    foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                    {
+                        Work(segment.Span);
+                        output.Write(segment.Span);
+                    }
+
+                    input.AdvanceTo(result.Buffer.End);
+                    flush = await output.FlushAsync();
                 }
 
-                input.AdvanceTo(result.Buffer.End);
-                FlushResult flush = await output.FlushAsync();
                 if (result.IsCompleted || flush.IsCompleted)
                 {
                     break;

@@ -170,6 +170,11 @@ internal static class Orchestrator
                 list.Add(new ServerSpec(name, $"this harness's loop echo server (`server loop --loop {policy}{(loops > 1 ? $" --loops {loops}" : "")}`): {what}{hashText}",
                     port => (dotnet, [self, "server", "loop", "--loop", policy, .. loopArgs, .. Address(options, port), .. hash]), environment));
                 break;
+            case "managed-copy" or "libuv-copy":
+                string copyPolicy = name.StartsWith("libuv", StringComparison.Ordinal) ? "libuv" : "managed";
+                list.Add(new ServerSpec(name, $"this harness's loop echo server copying each read into the output pipe (`server loop --loop {copyPolicy} --copy`): the {copyPolicy} loop as the echo wrote before direct writes",
+                    port => (dotnet, [self, "server", "loop", "--loop", copyPolicy, "--copy", .. Address(options, port), .. hash])));
+                break;
             case "uvloop":
                 string? python = FindPythonWith("import uvloop");
                 if (python is null)
@@ -195,7 +200,7 @@ internal static class Orchestrator
                     port => (node, [js, "--host", Host, "--port", Str(port)])));
                 break;
             default:
-                throw new ArgumentException($"Unknown server '{name}' (threadpool, managed, libuv, uvloop, node).");
+                throw new ArgumentException($"Unknown server '{name}' (threadpool, managed, libuv, managed-copy, libuv-copy, uvloop, node).");
         }
 
         return list;

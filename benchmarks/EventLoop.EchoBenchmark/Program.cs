@@ -52,7 +52,9 @@ namespace EventLoop.EchoBenchmark
             Usage: EventLoop.EchoBenchmark [run] [options]
               --servers LIST      comma-separated: threadpool,managed,libuv,uvloop,node (default: all that are available),
                                   and the loop groups managed-group,libuv-group (one SO_REUSEPORT listener per loop) and
-                                  managed-group-handoff,libuv-group-handoff (one acceptor handing sockets to the loops)
+                                  managed-group-handoff,libuv-group-handoff (one acceptor handing sockets to the loops),
+                                  managed-copy,libuv-copy (the echo copying each read into the output pipe, as before
+                                  direct writes: the same run shows what WriteAsync's direct send saves)
               --loops N           loops of the *-group servers (default 2)
               --server-cores LIST the cores the server is pinned to, a taskset list (default 0; e.g. 0-1 for a group)
               --client-core N     the core the client is pinned to (default 1)
@@ -178,7 +180,7 @@ namespace EventLoop.EchoBenchmark
                 }
             }
 
-            string[] known = ["threadpool", "managed", "libuv", "uvloop", "node", "managed-group", "libuv-group", "managed-group-handoff", "libuv-group-handoff"];
+            string[] known = ["threadpool", "managed", "libuv", "uvloop", "node", "managed-copy", "libuv-copy", "managed-group", "libuv-group", "managed-group-handoff", "libuv-group-handoff"];
             if (o.Servers.FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             {
                 throw new ArgumentException($"Unknown server '{unknown}' ({string.Join(", ", known)}).");

@@ -337,7 +337,7 @@ M = [
 ("libuv-process-handle-closed-before-reap", "src/EventLoop/Transports/Processes/LoopProcess.cs",
  "        await _exit.Task.ConfigureAwait(true);\n        await CloseHandleCoreAsync().ConfigureAwait(true);",
  "        await CloseHandleCoreAsync().ConfigureAwait(true);",
- "LibuvProcessTests", "the uv_process_t is closed before the child's exit: libuv never reaps it (a zombie) and its exit is never seen"),
+ "LibuvProcessTests", "a dispose frees the process without waiting for the child's exit: the loop may close before the child is reaped (a zombie)"),
 ("process-env-removal-ignored", "src/EventLoop/Transports/Processes/ProcessLaunch.cs",
  "                variables.Remove(name);",
  "                _ = name;",

@@ -21,6 +21,7 @@ internal delegate Connection ChildPipeOpener(int fd, ProcessLaunch launch, strin
 internal sealed class SpawnedProcess : LoopProcess
 {
     private const int SigKill = 9;
+    private static readonly string[] StreamNames = ["stdin", "stdout", "stderr"];
 
     private bool _reaped;
 
@@ -65,14 +66,13 @@ internal sealed class SpawnedProcess : LoopProcess
                 throw launch.SpawnFailed(pid);
             }
 
-            string[] names = ["stdin", "stdout", "stderr"];
             for (int fd = 0; fd < 3; fd++)
             {
                 if (parentEnds[fd] >= 0)
                 {
                     int owned = parentEnds[fd];
                     parentEnds[fd] = -1; // the opener's from here, closed by it on failure
-                    pipes[fd] = children.OpenPipe(owned, launch, names[fd]);
+                    pipes[fd] = children.OpenPipe(owned, launch, StreamNames[fd]);
                 }
             }
 

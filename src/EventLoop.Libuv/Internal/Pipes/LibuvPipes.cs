@@ -6,7 +6,8 @@ using EventLoop.Transports.Pipes;
 namespace EventLoop.Libuv.Internal;
 
 /// <summary>
-/// Descriptors handed to the libuv loop (<see cref="Loop.OpenPipe"/>, <see cref="Loop.ListenInheritedAsync"/>), opened
+/// Descriptors handed to the libuv loop (<see cref="Loop.OpenPipe"/>, <see cref="Loop.ListenInheritedAsync"/>, and the
+/// parent's ends of a child process's pipes, <see cref="OpenChildPipe"/>), opened
 /// as libuv's own streams and served by the stream code TCP and Unix sockets share: a pipe, FIFO, terminal or Unix
 /// socket is a <c>uv_pipe_t</c> (<c>uv_pipe_open</c>), a TCP socket a <c>uv_tcp_t</c> (<c>uv_tcp_open</c>); a connected
 /// one becomes a <see cref="LibuvTcpConnection"/>, a listening one gets <c>uv_listen</c> and a <see cref="LibuvTcpListener"/>.

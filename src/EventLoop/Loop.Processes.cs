@@ -12,8 +12,8 @@ public abstract partial class Loop
     /// <c>/dev/null</c>; its exit is seen on the loop (<see cref="LoopProcess.WaitForExitAsync"/>).
     /// </summary>
     /// <remarks>
-    /// The spawn itself is synchronous (a <c>vfork</c>-style clone and <c>exec</c>, as libuv's <c>uv_spawn</c> and
-    /// glibc's <c>posix_spawn</c> make it: tens of microseconds); everything after it runs on the loop.
+    /// The spawn itself is synchronous (glibc's <c>posix_spawn</c> on both policies: a <c>vfork</c>-style clone and
+    /// <c>exec</c>, tens of microseconds); everything after it runs on the loop.
     /// Errors are those of .NET's <see cref="System.Diagnostics.Process.Start()"/> on Unix: a
     /// <see cref="System.ComponentModel.Win32Exception"/> whose <c>NativeErrorCode</c> is the errno (2 for a program
     /// not found or a working directory that does not exist, 13 for a file that is not executable), and whose message

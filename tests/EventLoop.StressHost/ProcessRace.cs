@@ -7,7 +7,7 @@ namespace EventLoop.StressHost;
 /// Child processes disposed, killed and signalled from another thread at random moments while the loop writes to
 /// them, reads from them and waits for them, and some exit by themselves meanwhile: the process handle and its pipe
 /// handles are closed from both sides of every race. Every child must be reaped, every loop must close with nothing
-/// left open and nothing reported, and nothing may crash.
+/// left open (its handles, and every socket-pair end in <c>/proc/self/fd</c>) and nothing reported, and nothing may crash.
 /// </summary>
 internal static class ProcessRace
 {
@@ -19,15 +19,27 @@ internal static class ProcessRace
         {
             string where = $"iteration {i} (seed {seed + i})";
             var pids = new List<int>();
-            using Loop loop = policy.CreateLoop(failures.StrictOptions(where));
-            loop.RunUntilComplete(() => RoundAsync(loop, new Random(seed + i), pids, where, failures));
-            failures.CheckClosedCleanly(loop, where);
+            HashSet<string> socketsBefore = OpenSockets();
+            using (Loop loop = policy.CreateLoop(failures.StrictOptions(where)))
+            {
+                loop.RunUntilComplete(() => RoundAsync(loop, new Random(seed + i), pids, where, failures));
+                failures.CheckClosedCleanly(loop, where);
+            }
+
             foreach (int pid in pids)
             {
                 if (Directory.Exists($"/proc/{pid}"))
                 {
                     failures.Add($"{where}: child {pid} was not reaped");
                 }
+            }
+
+            // Every pipe end (a socket pair's, the parent's or the child's) is closed with its loop.
+            HashSet<string> leaked = OpenSockets();
+            leaked.ExceptWith(socketsBefore);
+            if (leaked.Count > 0)
+            {
+                failures.Add($"{where}: {leaked.Count} socket descriptor(s) left open: {string.Join(", ", leaked)}");
             }
         }
     }
@@ -100,6 +112,29 @@ internal static class ProcessRace
                 await processes[i].DisposeAsync(); // else the loop's shutdown kills and reaps it
             }
         }
+    }
+
+    /// <summary>This process's open sockets, as <c>/proc/self/fd</c> names them (<c>socket:[inode]</c>) with their descriptor.</summary>
+    private static HashSet<string> OpenSockets()
+    {
+        var open = new HashSet<string>();
+        foreach (string path in Directory.GetFiles("/proc/self/fd"))
+        {
+            try
+            {
+                string? target = new FileInfo(path).LinkTarget;
+                if (target?.StartsWith("socket:", StringComparison.Ordinal) == true)
+                {
+                    open.Add($"{Path.GetFileName(path)} -> {target}");
+                }
+            }
+            catch (IOException)
+            {
+                // The directory's own descriptor, closed by the time it is read.
+            }
+        }
+
+        return open;
     }
 
     /// <summary>Writes, reads what comes back and waits for the exit; every failure a race may cause is expected.</summary>

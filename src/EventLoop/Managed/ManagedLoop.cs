@@ -168,8 +168,10 @@ internal sealed class ManagedLoop : Loop
 
     private protected override LoopFileSystem CreateFileSystem() => new Transports.Files.ManagedFileSystem(this);
 
-    private Transports.Processes.ManagedChildren? _children;
+    private Transports.Processes.SpawnedChildren? _children;
 
     private protected override LoopProcess StartProcessCore(Transports.Processes.ProcessLaunch launch) =>
-        Transports.Processes.ManagedLoopProcess.Start(this, _children ??= new(this), _poller, launch);
+        Transports.Processes.SpawnedProcess.Start(
+            _children ??= new(this, (fd, l, stream) => Transports.Processes.SpawnedProcess.OpenManagedPipe(this, _poller, fd, l, stream)),
+            launch);
 }

@@ -181,6 +181,27 @@ public abstract class ProcessTests : LoopTestBase
     }
 
     [Fact]
+    public void A_spawn_refused_beside_a_running_child_leaves_that_childs_exit_seen()
+    {
+        string file = Path.GetTempFileName(); // mode 0600: posix_spawn refuses it (EACCES) after the loop listened for SIGCHLD
+        try
+        {
+            RunLoop(async loop =>
+            {
+                await using LoopProcess cat = loop.StartProcess("cat", null, Pipes(stdin: true, stdout: true));
+                Assert.Equal(13, Assert.Throws<Win32Exception>(() => loop.StartProcess(file, null, Pipes(stdin: true, stdout: true, stderr: true))).NativeErrorCode);
+                await cat.StandardInput!.CompleteAsync(); // cat exits: its SIGCHLD must still reach this loop
+                Assert.Equal(0, (await cat.WaitForExitAsync().WaitAsync(TestTimeout)).ExitCode);
+                Assert.Empty(await ReadToEndAsync(cat.StandardOutput!).WaitAsync(TestTimeout));
+            });
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public void Off_the_loop_thread_and_on_a_closed_loop_StartProcess_throws()
     {
         Loop? closed = null;
@@ -394,7 +415,7 @@ public abstract class ProcessTests : LoopTestBase
             await during.WaitForExitAsync().WaitAsync(TestTimeout);
         });
 
-        // After the loop closed (libuv's SIGCHLD watcher with it) too.
+        // After the loop closed too.
         using var after = System.Diagnostics.Process.Start("/bin/true")!;
         await after.WaitForExitAsync().WaitAsync(TestTimeout);
         Assert.Equal(0, after.ExitCode);

@@ -78,8 +78,8 @@ public abstract class CpuDemoTests : LoopTestBase
         TimeSpan blocked = result.OnLoop.LargestGap;
         Assert.True(result.Executor.LargestGap < blocked / 2,
             $"RunInExecutor: the ticker stalled {result.Executor.LargestGap}, the job on the loop blocked it {blocked}");
-        // Children: under the whole job, not half of it, since starting them blocks the loop thread itself (libuv's
-        // uv_spawn forks the test process synchronously, which on a loaded machine took 180 ms of a 340 ms job).
+        // Children: under the whole job, not half of it, since starting them blocks the loop thread itself (the spawn
+        // is synchronous; when the libuv loop still forked with uv_spawn, that took 180 ms of a 340 ms job under load).
         Assert.True(result.Processes.LargestGap < blocked,
             $"child processes: the ticker stalled {result.Processes.LargestGap}, the job on the loop blocked it {blocked}");
 

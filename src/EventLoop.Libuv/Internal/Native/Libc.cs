@@ -121,28 +121,4 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "poll")]
     private static partial int poll(PollFd* fds, nuint count, int timeout);
-
-    /// <summary>The size we give <c>struct sigaction</c> (152 bytes with glibc on x86-64 and arm64), with room to spare.</summary>
-    public const int SigActionSize = 256;
-
-    /// <summary><c>sigaction(signal, NULL, old)</c>: the current disposition, raw. 0 or a negated errno.</summary>
-    public static int GetSignalAction(int signal, byte* action) => Imports.sigaction(signal, null, action) == 0 ? 0 : -Marshal.GetLastPInvokeError();
-
-    /// <summary><c>sigaction(signal, action, NULL)</c>: sets a disposition read with <see cref="GetSignalAction"/>. 0 or a negated errno.</summary>
-    public static int SetSignalAction(int signal, byte* action) => Imports.sigaction(signal, action, null) == 0 ? 0 : -Marshal.GetLastPInvokeError();
-
-    /// <summary>Sends <paramref name="signal"/> to this process.</summary>
-    public static void RaiseInProcess(int signal) => Imports.kill(Imports.getpid(), signal);
-
-    private static partial class Imports
-    {
-        [LibraryImport("libc", SetLastError = true)]
-        public static partial int sigaction(int signal, byte* action, byte* oldAction);
-
-        [LibraryImport("libc", SetLastError = true)]
-        public static partial int kill(int pid, int signal);
-
-        [LibraryImport("libc")]
-        public static partial int getpid();
-    }
 }

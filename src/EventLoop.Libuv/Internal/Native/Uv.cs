@@ -170,56 +170,6 @@ internal static unsafe partial class Uv
 
     public static void Unref(IntPtr handle) => Imports.uv_unref(OnLoopThread(handle, "uv_unref"));
 
-    // ------------------------------------------------------------ processes (uv_process_t)
-
-    /// <summary><c>uv_stdio_flags</c>.</summary>
-    [Flags]
-    public enum StdioFlags
-    {
-        Ignore = 0x00,
-        CreatePipe = 0x01,
-        InheritFd = 0x02,
-        ReadablePipe = 0x10, // from the child's side: it reads (stdin)
-        WritablePipe = 0x20, // it writes (stdout, stderr)
-    }
-
-    /// <summary><c>uv_stdio_container_t</c> (16 bytes on 64-bit): the flags and a union of a stream pointer and a descriptor.</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 16)]
-    public struct StdioContainer
-    {
-        [FieldOffset(0)]
-        public StdioFlags Flags;
-
-        [FieldOffset(8)]
-        public IntPtr Stream;
-
-        [FieldOffset(8)]
-        public int Fd;
-    }
-
-    /// <summary><c>uv_process_options_t</c> as libuv 1.x's uv.h lays it out (64 bytes on x86-64).</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    public struct ProcessOptions
-    {
-        public delegate* unmanaged[Cdecl]<IntPtr, long, int, void> ExitCallback;
-        public byte* File;
-        public byte** Args;
-        public byte** Env;
-        public byte* Cwd;
-        public uint Flags;
-        public int StdioCount;
-        public StdioContainer* Stdio;
-        public uint Uid;
-        public uint Gid;
-    }
-
-    /// <summary><c>uv_spawn</c>: a libuv status. The handle is initialised whatever happens, and must be closed.</summary>
-    public static int Spawn(IntPtr loop, IntPtr handle, ProcessOptions* options) => Imports.uv_spawn(OnLoopThread(loop, "uv_spawn"), handle, options);
-
-    public static int ProcessKill(IntPtr handle, int signal) => Imports.uv_process_kill(OnLoopThread(handle, "uv_process_kill"), signal);
-
-    public static int ProcessGetPid(IntPtr handle) => Imports.uv_process_get_pid(handle);
-
     // ------------------------------------------------------------ requests and TCP streams
 
     /// <summary>libuv's <c>uv_req_type</c> values used here.</summary>
@@ -644,15 +594,6 @@ internal static unsafe partial class Uv
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_pipe_open(IntPtr handle, int fd);
-
-        [LibraryImport(LibuvLibrary.ImportName)]
-        public static partial int uv_spawn(IntPtr loop, IntPtr handle, ProcessOptions* options);
-
-        [LibraryImport(LibuvLibrary.ImportName)]
-        public static partial int uv_process_kill(IntPtr handle, int signum);
-
-        [LibraryImport(LibuvLibrary.ImportName)]
-        public static partial int uv_process_get_pid(IntPtr handle);
 
         [LibraryImport(LibuvLibrary.ImportName)]
         public static partial int uv_udp_init_ex(IntPtr loop, IntPtr handle, uint flags);

@@ -6,7 +6,8 @@ using EventLoop.Transports.Pipes;
 namespace EventLoop.Libuv.Internal;
 
 /// <summary>
-/// Descriptors handed to the libuv loop (<see cref="Loop.OpenPipe"/>, <see cref="Loop.ListenInheritedAsync"/>), opened
+/// Descriptors handed to the libuv loop (<see cref="Loop.OpenPipe"/>, <see cref="Loop.ListenInheritedAsync"/>, and the
+/// parent's ends of a child process's pipes, <see cref="OpenChildPipe"/>), opened
 /// as libuv's own streams and served by the stream code TCP and Unix sockets share: a pipe, FIFO, terminal or Unix
 /// socket is a <c>uv_pipe_t</c> (<c>uv_pipe_open</c>), a TCP socket a <c>uv_tcp_t</c> (<c>uv_tcp_open</c>); a connected
 /// one becomes a <see cref="LibuvTcpConnection"/>, a listening one gets <c>uv_listen</c> and a <see cref="LibuvTcpListener"/>.
@@ -43,6 +44,18 @@ internal static class LibuvPipes
         return connection;
     }
 
+    /// <summary>
+    /// The parent's end of a child process's pipe (a socket pair's end: <see cref="EventLoop.Transports.Processes.SpawnedProcess"/>)
+    /// as a <c>uv_pipe_t</c> connection named <paramref name="name"/>. It owns <paramref name="fd"/>: on failure it is closed.
+    /// </summary>
+    public static Connection OpenChildPipe(LibuvLoop loop, int fd, TcpOptions options, string name)
+    {
+        IntPtr handle = OpenHandle(loop, fd, tcp: false, static fd => Libc.Close(fd));
+        var connection = new LibuvTcpConnection(loop, handle, options, null, null, name);
+        connection.Start();
+        return connection;
+    }
+
     public static unsafe ConnectionListener Listen(LibuvLoop loop, PipeDescriptor socket, TcpOptions options)
     {
         IntPtr handle = OpenHandle(loop, socket);
@@ -58,9 +71,11 @@ internal static class LibuvPipes
     }
 
     /// <summary>A <c>uv_tcp_t</c> or <c>uv_pipe_t</c> that owns the descriptor; on failure the descriptor is closed.</summary>
-    private static IntPtr OpenHandle(LibuvLoop loop, PipeDescriptor descriptor)
+    private static IntPtr OpenHandle(LibuvLoop loop, PipeDescriptor descriptor) =>
+        OpenHandle(loop, descriptor.Fd, descriptor.IsSocket && descriptor.Family != AddressFamily.Unix, _ => descriptor.Close());
+
+    private static IntPtr OpenHandle(LibuvLoop loop, int fd, bool tcp, Action<int> close)
     {
-        bool tcp = descriptor.IsSocket && descriptor.Family != AddressFamily.Unix;
         IntPtr handle;
         try
         {
@@ -68,14 +83,14 @@ internal static class LibuvPipes
         }
         catch
         {
-            descriptor.Close();
+            close(fd);
             throw;
         }
 
-        int status = tcp ? Uv.TcpOpen(handle, descriptor.Fd) : Uv.PipeOpen(handle, descriptor.Fd);
+        int status = tcp ? Uv.TcpOpen(handle, fd) : Uv.PipeOpen(handle, fd);
         if (status < 0)
         {
-            descriptor.Close(); // libuv did not take it
+            close(fd); // libuv did not take it
             LibuvTcp.CloseUnowned(handle);
             Uv.ThrowError(status, tcp ? "uv_tcp_open" : "uv_pipe_open");
         }

@@ -4,8 +4,9 @@ namespace EventLoop.Transports.Processes;
 
 /// <summary>
 /// SIGCHLD, taken through the .NET runtime's signal handling and fanned out to whoever waits for children of its own:
-/// the managed loops (each reaps its own children with <c>waitpid</c> on its thread) and the libuv bridge (which hands
-/// the signal to libuv's handler, see <c>LibuvChildSignal</c>). The runtime keeps its own SIGCHLD handler, which reaps
+/// the loops of either policy that have children (each reaps its own with <c>waitpid</c> on its thread, see
+/// <see cref="SpawnedChildren"/>; the libuv loop does not use <c>uv_spawn</c>, so libuv never installs a SIGCHLD
+/// handler of its own over the runtime's). The runtime keeps its own SIGCHLD handler, which reaps
 /// only the children <see cref="System.Diagnostics.Process"/> started, so ours and its never take each other's.
 /// The registration lives as long as the process: removing the last one would give SIGCHLD back its default action.
 /// </summary>

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace EventLoop.Transports.Processes;
 
 /// <summary>
-/// The managed loop's spawn: glibc's <c>posix_spawn</c> (a <c>vfork</c>-style clone that reports exec failures as its
+/// Both loops' spawn: glibc's <c>posix_spawn</c> (a <c>vfork</c>-style clone that reports exec failures as its
 /// result), the child's standard streams as socket pairs (as libuv makes them for <c>UV_CREATE_PIPE</c>), reaped with
 /// <c>waitpid</c>. In the child every signal is back to its default action and none is blocked, as libuv and .NET's
 /// <see cref="System.Diagnostics.Process"/> do (the runtime ignores SIGPIPE, which a child must not inherit).
@@ -146,6 +146,15 @@ internal static unsafe partial class PosixSpawn
 
         exit = Decode(status);
         return true;
+    }
+
+    /// <summary>Waits for <paramref name="pid"/> to exit and reaps it (blocking: for a child just killed).</summary>
+    public static void Reap(int pid)
+    {
+        int status;
+        while (Imports.waitpid(pid, &status, 0) < 0 && Marshal.GetLastPInvokeError() == EINTR)
+        {
+        }
     }
 
     /// <summary>A <c>wait</c> status as an exit code or a terminating signal.</summary>

@@ -5,27 +5,39 @@ using EventLoop.Managed.Epoll;
 namespace EventLoop.Transports.Processes;
 
 /// <summary>
-/// A child of the managed loop: spawned with <see cref="PosixSpawn"/>, its pipes the loop's own connections over socket
-/// pairs (the epoll transport, or .NET sockets with <c>EVENTLOOP_MANAGED_IO=sockets</c>), reaped by the loop's
-/// <see cref="ManagedChildren"/> when SIGCHLD says a child exited. Nothing blocks the loop thread but the spawn itself.
+/// Opens the parent's end of a child's pipe (a socket pair's end, non-blocking, close-on-exec) as one of the loop's
+/// connections, named <c>"process " + stream</c>. It owns <paramref name="fd"/> from the call on: on failure it closes
+/// it and throws.
 /// </summary>
-internal sealed class ManagedLoopProcess : LoopProcess
+internal delegate Connection ChildPipeOpener(int fd, ProcessLaunch launch, string stream);
+
+/// <summary>
+/// A child of either loop: spawned with <see cref="PosixSpawn"/> (a <c>vfork</c>-style clone, no page tables copied),
+/// its pipes socket pairs whose parent ends the loop opens as its own connections (<see cref="ChildPipeOpener"/>: the
+/// managed loop's epoll transport or .NET sockets, the libuv loop's <c>uv_pipe_t</c> through <c>uv_pipe_open</c>),
+/// reaped by the loop's <see cref="SpawnedChildren"/> when SIGCHLD says a child exited. Nothing blocks the loop thread
+/// but the spawn itself.
+/// </summary>
+internal sealed class SpawnedProcess : LoopProcess
 {
-    private readonly ManagedChildren _children;
+    private const int SigKill = 9;
+    private static readonly string[] StreamNames = ["stdin", "stdout", "stderr"];
+
     private bool _reaped;
 
-    private ManagedLoopProcess(ManagedLoop loop, ManagedChildren children, int pid, Connection? stdin, Connection? stdout, Connection? stderr)
+    private SpawnedProcess(Loop loop, int pid, Connection? stdin, Connection? stdout, Connection? stderr)
         : base(loop, pid, stdin, stdout, stderr)
     {
-        _children = children;
     }
 
-    /// <summary>Spawns. Loop thread; on failure every descriptor made is closed and the exception leaves.</summary>
-    public static LoopProcess Start(ManagedLoop loop, ManagedChildren children, EpollPoller? poller, ProcessLaunch launch)
+    /// <summary>Spawns. Loop thread; on failure every descriptor made is closed, no child is left running, and the exception leaves.</summary>
+    public static LoopProcess Start(SpawnedChildren children, ProcessLaunch launch)
     {
         Span<int> parentEnds = [-1, -1, -1];
         Span<int> childEnds = [-1, -1, -1];
         ProcessStdio[] modes = [launch.StandardInput, launch.StandardOutput, launch.StandardError];
+        int pid = -1;
+        Connection?[] pipes = new Connection?[3];
         try
         {
             for (int fd = 0; fd < 3; fd++)
@@ -46,7 +58,7 @@ internal sealed class ManagedLoopProcess : LoopProcess
 
             // Subscribed before the spawn, so no SIGCHLD of this child comes before the loop listens for it.
             children.BeforeSpawn();
-            int pid = PosixSpawn.Spawn(launch, childEnds);
+            pid = PosixSpawn.Spawn(launch, childEnds);
             CloseChildEnds(childEnds);
             if (pid < 0)
             {
@@ -54,10 +66,17 @@ internal sealed class ManagedLoopProcess : LoopProcess
                 throw launch.SpawnFailed(pid);
             }
 
-            Connection? stdin = Adopt(loop, poller, ref parentEnds[0], launch, "stdin");
-            Connection? stdout = Adopt(loop, poller, ref parentEnds[1], launch, "stdout");
-            Connection? stderr = Adopt(loop, poller, ref parentEnds[2], launch, "stderr");
-            var process = new ManagedLoopProcess(loop, children, pid, stdin, stdout, stderr);
+            for (int fd = 0; fd < 3; fd++)
+            {
+                if (parentEnds[fd] >= 0)
+                {
+                    int owned = parentEnds[fd];
+                    parentEnds[fd] = -1; // the opener's from here, closed by it on failure
+                    pipes[fd] = children.OpenPipe(owned, launch, StreamNames[fd]);
+                }
+            }
+
+            var process = new SpawnedProcess(children.Loop, pid, pipes[0], pipes[1], pipes[2]);
             children.Add(process);
             return process;
         }
@@ -69,6 +88,18 @@ internal sealed class ManagedLoopProcess : LoopProcess
                 if (fd >= 0)
                 {
                     PosixSpawn.Close(fd);
+                }
+            }
+
+            if (pid > 0)
+            {
+                // Started, but a pipe could not be opened on the loop: the child goes, and is reaped here.
+                PosixSpawn.Kill(pid, SigKill);
+                PosixSpawn.Reap(pid);
+                children.SpawnFailed();
+                foreach (Connection? pipe in pipes)
+                {
+                    pipe?.Abort();
                 }
             }
 
@@ -88,20 +119,13 @@ internal sealed class ManagedLoopProcess : LoopProcess
         }
     }
 
-    /// <summary>The parent's end of a pipe as a loop connection; the descriptor is the connection's from here (set to -1).</summary>
-    private static Connection? Adopt(ManagedLoop loop, EpollPoller? poller, ref int fd, ProcessLaunch launch, string stream)
+    /// <summary>The managed loop's <see cref="ChildPipeOpener"/>: its epoll transport, or a <see cref="Socket"/> with <c>EVENTLOOP_MANAGED_IO=sockets</c>.</summary>
+    internal static Connection OpenManagedPipe(ManagedLoop loop, EpollPoller? poller, int fd, ProcessLaunch launch, string stream)
     {
-        if (fd < 0)
-        {
-            return null;
-        }
-
-        int owned = fd;
-        fd = -1;
         loop.OpenSocketCount++;
         if (poller is not null)
         {
-            var connection = new EpollConnection(loop, poller, owned, launch.PipeOptions, null, null, "process " + stream);
+            var connection = new EpollConnection(loop, poller, fd, launch.PipeOptions, null, null, "process " + stream);
             connection.Start(); // on failure it closes the descriptor and throws
             return connection;
         }
@@ -109,11 +133,11 @@ internal sealed class ManagedLoopProcess : LoopProcess
         Socket socket;
         try
         {
-            socket = new Socket(new SafeSocketHandle(owned, ownsHandle: true));
+            socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
         }
         catch
         {
-            PosixSpawn.Close(owned);
+            PosixSpawn.Close(fd);
             loop.OpenSocketCount--;
             throw;
         }
@@ -121,7 +145,7 @@ internal sealed class ManagedLoopProcess : LoopProcess
         return Sockets.SocketConnection.Open(loop, socket, launch.PipeOptions);
     }
 
-    /// <summary>Reaped by <see cref="ManagedChildren"/>. Loop thread.</summary>
+    /// <summary>Reaped by <see cref="SpawnedChildren"/>. Loop thread.</summary>
     internal void Reaped(ProcessExitStatus status)
     {
         _reaped = true;
@@ -146,22 +170,27 @@ internal sealed class ManagedLoopProcess : LoopProcess
 }
 
 /// <summary>
-/// A managed loop's running children, reaped on the loop thread: each SIGCHLD (from <see cref="ChildExitSignal"/>, on
-/// another thread) posts one reap, coalesced, which asks <c>waitpid(pid, WNOHANG)</c> of each child of this loop only.
+/// A loop's running children, reaped on the loop thread: each SIGCHLD (from <see cref="ChildExitSignal"/>, on another
+/// thread) posts one reap, coalesced, which asks <c>waitpid(pid, WNOHANG)</c> of each child of this loop only.
 /// </summary>
-internal sealed class ManagedChildren
+internal sealed class SpawnedChildren
 {
-    private readonly ManagedLoop _loop;
-    private readonly List<ManagedLoopProcess> _running = [];
+    private readonly List<SpawnedProcess> _running = [];
+    private readonly ChildPipeOpener _openPipe;
     private readonly Action _onSignal;
     private int _reapPosted;
     private bool _subscribed;
 
-    public ManagedChildren(ManagedLoop loop)
+    public SpawnedChildren(Loop loop, ChildPipeOpener openPipe)
     {
-        _loop = loop;
+        Loop = loop;
+        _openPipe = openPipe;
         _onSignal = OnSignal;
     }
+
+    public Loop Loop { get; }
+
+    public Connection OpenPipe(int fd, ProcessLaunch launch, string stream) => _openPipe(fd, launch, stream);
 
     public void BeforeSpawn()
     {
@@ -180,7 +209,7 @@ internal sealed class ManagedChildren
         }
     }
 
-    public void Add(ManagedLoopProcess process) => _running.Add(process);
+    public void Add(SpawnedProcess process) => _running.Add(process);
 
     private void OnSignal()
     {
@@ -191,7 +220,7 @@ internal sealed class ManagedChildren
 
         try
         {
-            _loop.CallSoonThreadSafe(static c => c.Reap(), this);
+            Loop.CallSoonThreadSafe(static c => c.Reap(), this);
         }
         catch (InvalidOperationException)
         {
@@ -204,7 +233,7 @@ internal sealed class ManagedChildren
         Volatile.Write(ref _reapPosted, 0);
         for (int i = _running.Count - 1; i >= 0; i--)
         {
-            ManagedLoopProcess process = _running[i];
+            SpawnedProcess process = _running[i];
             if (PosixSpawn.TryReap(process.Pid, out ProcessExitStatus status))
             {
                 _running.RemoveAt(i);

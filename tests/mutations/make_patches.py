@@ -438,6 +438,10 @@ M = [
  " && !_disposed && _loop.IsOnLoopThread;",
  " && !_disposed;",
  "DirectWriteTests", "WriteAsync from another thread calls into the socket (libuv: off its loop thread) instead of the pipe"),
+("direct-write-loses-flush-cancellation", "src/EventLoop/Transports/DirectWritePipeWriter.cs",
+ "        if (_flushCancelRequested)\n",
+ "        if (false && _flushCancelRequested)\n",
+ "DirectWriteTests", "a CancelPendingFlush with no flush pending is lost when the next WriteAsync goes to the socket directly"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

@@ -15,9 +15,17 @@ internal sealed class DirectWritePipeWriter(LoopConnection connection, PipeWrite
 {
     private static readonly ValueTask<FlushResult> s_sent = new(new FlushResult(isCanceled: false, isCompleted: false));
 
+    private volatile bool _flushCancelRequested; // CancelPendingFlush was called: the next write goes through the pipe, which reports it
+
     public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
     {
-        if (!source.IsEmpty && inner.UnflushedBytes == 0 && !cancellationToken.IsCancellationRequested && connection.CanWriteDirect)
+        if (_flushCancelRequested)
+        {
+            // With no flush pending, the pipe keeps the cancellation for the next flush (its result says IsCanceled):
+            // this write must be that flush.
+            _flushCancelRequested = false;
+        }
+        else if (!source.IsEmpty && inner.UnflushedBytes == 0 && !cancellationToken.IsCancellationRequested && connection.CanWriteDirect)
         {
             int written = connection.TryWriteDirect(source.Span);
             if (written == source.Length)
@@ -42,7 +50,11 @@ internal sealed class DirectWritePipeWriter(LoopConnection connection, PipeWrite
 
     public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
 
-    public override void CancelPendingFlush() => inner.CancelPendingFlush();
+    public override void CancelPendingFlush()
+    {
+        _flushCancelRequested = true;
+        inner.CancelPendingFlush();
+    }
 
     public override void Complete(Exception? exception = null) => inner.Complete(exception);
 

@@ -132,6 +132,28 @@ public abstract class DirectWriteTests : LoopTestBase
     }
 
     [Fact]
+    public void CancelPendingFlush_with_no_flush_pending_cancels_the_next_WriteAsync_as_the_pipe_does()
+    {
+        RunLoop(async loop =>
+        {
+            var (listener, client, server) = await ConnectPairAsync(loop);
+            await using (listener)
+            await using (client)
+            await using (server)
+            {
+                server.Output.CancelPendingFlush();
+                FlushResult cancelled = await server.Output.WriteAsync(Encoding.ASCII.GetBytes("one,"));
+                Assert.True(cancelled.IsCanceled, "the cancellation requested before the write was lost");
+                FlushResult next = await server.Output.WriteAsync(Encoding.ASCII.GetBytes("two"));
+                Assert.False(next.IsCanceled);
+
+                // The cancelled flush still wrote its bytes; the flush after it sends them, in order.
+                Assert.Equal("one,two", Encoding.ASCII.GetString(await ReadExactlyAsync(client.Input, "one,two".Length).WaitAsync(TestTimeout)));
+            }
+        });
+    }
+
+    [Fact]
     public void WriteAsync_after_the_writer_completed_throws_as_the_pipe_does()
     {
         RunLoop(async loop =>

@@ -442,6 +442,10 @@ M = [
  "        if (_flushCancelRequested)\n",
  "        if (false && _flushCancelRequested)\n",
  "DirectWriteTests", "a CancelPendingFlush with no flush pending is lost when the next WriteAsync goes to the socket directly"),
+(150, "direct-write-after-complete-with-error", "src/EventLoop/Transports/DirectWritePipeWriter.cs",
+ "IsCancellationRequested && !_completed && connection.CanWriteDirect",
+ "IsCancellationRequested && (!_completed || true) && connection.CanWriteDirect",
+ "DirectWriteAdversarialTests", "after Output.Complete(exception) the pump's idle flag stays set: WriteAsync sends its bytes and succeeds where the pipe throws"),
 ]
 root = os.getcwd()
 out = os.path.join(root, "tests/mutations")

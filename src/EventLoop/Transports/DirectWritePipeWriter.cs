@@ -17,6 +17,10 @@ internal sealed class DirectWritePipeWriter(LoopConnection connection, PipeWrite
 
     private volatile bool _flushCancelRequested; // CancelPendingFlush was called: the next write goes through the pipe, which reports it
 
+    // Complete was called: every later write goes to the pipe, which refuses it. (After Complete(exception) the send
+    // pump's ReadAsync throws, and it leaves without clearing its idle flag: the connection alone would still say yes.)
+    private volatile bool _completed;
+
     public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
     {
         if (_flushCancelRequested)
@@ -25,7 +29,7 @@ internal sealed class DirectWritePipeWriter(LoopConnection connection, PipeWrite
             // this write must be that flush.
             _flushCancelRequested = false;
         }
-        else if (!source.IsEmpty && inner.UnflushedBytes == 0 && !cancellationToken.IsCancellationRequested && connection.CanWriteDirect)
+        else if (!source.IsEmpty && inner.UnflushedBytes == 0 && !cancellationToken.IsCancellationRequested && !_completed && connection.CanWriteDirect)
         {
             int written = connection.TryWriteDirect(source.Span);
             if (written == source.Length)
@@ -56,9 +60,17 @@ internal sealed class DirectWritePipeWriter(LoopConnection connection, PipeWrite
         inner.CancelPendingFlush();
     }
 
-    public override void Complete(Exception? exception = null) => inner.Complete(exception);
+    public override void Complete(Exception? exception = null)
+    {
+        _completed = true;
+        inner.Complete(exception);
+    }
 
-    public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+    public override ValueTask CompleteAsync(Exception? exception = null)
+    {
+        _completed = true;
+        return inner.CompleteAsync(exception);
+    }
 
     public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
 

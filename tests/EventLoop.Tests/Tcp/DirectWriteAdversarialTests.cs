@@ -239,6 +239,69 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
         });
     }
 
+    public enum Ending
+    {
+        Abort,
+        Dispose,
+        Complete,
+        PeerReset,
+    }
+
+    [Theory]
+    [InlineData(Ending.Abort, "TimeoutException", "TimeoutException")]
+    [InlineData(Ending.Dispose, "InvalidOperationException", "InvalidOperationException")]
+    [InlineData(Ending.Complete, "InvalidOperationException", "InvalidOperationException")]
+    [InlineData(Ending.PeerReset, "sent", "ConnectionResetException")] // the first write meets the reset in the pump, after it returned
+    public void After_the_connection_ended_WriteAsync_fails_as_the_portable_transports_does(Ending ending, string first, string later)
+    {
+        // The expectations are what the portable socket transport (no direct path) does.
+        RunLoop(async loop =>
+        {
+            var (listener, client, server) = await ConnectPairAsync(loop);
+            await using (listener)
+            await using (client)
+            await using (server)
+            {
+                await server.Output.WriteAsync(new byte[] { 1 }).AsTask().WaitAsync(TestTimeout); // the pump has run once, and is idle
+                Task disposing = Task.CompletedTask;
+                switch (ending)
+                {
+                    case Ending.Abort:
+                        server.Abort(new TimeoutException("the application's reason"));
+                        break;
+                    case Ending.Dispose:
+                        disposing = server.DisposeAsync().AsTask();
+                        break;
+                    case Ending.Complete:
+                        server.Output.Complete();
+                        break;
+                    case Ending.PeerReset:
+                        client.Abort();
+                        await Assert.ThrowsAsync<ConnectionResetException>(() => ReadToEndAsync(server.Input).WaitAsync(TestTimeout));
+                        break;
+                }
+
+                var outcomes = new List<string>();
+                foreach (int size in new[] { 100_000, 1, 3_000_000 })
+                {
+                    try
+                    {
+                        FlushResult result = await server.Output.WriteAsync(new byte[size]).AsTask().WaitAsync(TestTimeout);
+                        Assert.False(result.IsCompleted || result.IsCanceled);
+                        outcomes.Add("sent");
+                    }
+                    catch (Exception ex) when (ex is not Xunit.Sdk.XunitException)
+                    {
+                        outcomes.Add(ex.GetType().Name);
+                    }
+                }
+
+                Assert.Equal([first, later, later], outcomes);
+                await disposing.WaitAsync(TestTimeout);
+            }
+        });
+    }
+
     [Fact]
     public void WriteAsync_after_ShutdownSendAsync_throws_and_the_peer_sees_exactly_what_came_before_the_FIN()
     {
@@ -399,3 +462,4 @@ public sealed class ManagedSocketsDirectWriteAdversarialTests : DirectWriteAdver
 {
     protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
 }
+

@@ -36,6 +36,37 @@ internal static class Echo
         }
     }
 
+    /// <summary>As <see cref="ServeAsync"/>, but each received segment goes back through its own WriteAsync (a direct write when nothing is queued).</summary>
+    public static async Task ServeWithWriteAsync(Connection connection)
+    {
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await connection.Input.ReadAsync();
+                bool completed = false;
+                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                {
+                    FlushResult flush = await connection.Output.WriteAsync(segment);
+                    completed |= flush.IsCompleted;
+                }
+
+                connection.Input.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || completed)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (IsConnectionEnd(ex))
+        {
+        }
+        finally
+        {
+            await connection.DisposeAsync();
+        }
+    }
+
     /// <summary>How a connection may end under chaos; anything else is a failure the scenario reports.</summary>
     public static bool IsConnectionEnd(Exception ex) =>
         ex is IOException or ObjectDisposedException or OperationCanceledException or System.Net.Sockets.SocketException

@@ -4,7 +4,7 @@ using EventLoop.Libuv;
 using EventLoop.StressHost;
 
 // The child process of the crash-prone reliability tests. Usage:
-//   EventLoop.StressHost <scenario> --policy managed|libuv [--iterations N] [--seconds S] [--connections N] [--seed N]
+//   EventLoop.StressHost <scenario> --policy managed|libuv [--iterations N] [--seconds S] [--connections N] [--seed N] [--writes 1]
 // Scenarios: dispose-race, process-race, udp-dispose-race, pipe-dispose-race, fd-server,
 // soak. Exit code 0 means the scenario held; 1 means it found a failure
 // (printed as "FAIL ..." lines); a crash ends the process with a signal, which the parent test reports.
@@ -43,7 +43,7 @@ try
     switch (scenario)
     {
         case "dispose-race":
-            DisposeRace.Run(policy, Int("iterations", 20), Int("seed", 1), failures);
+            DisposeRace.Run(policy, Int("iterations", 20), Int("seed", 1), failures, writes: Int("writes", 0) != 0);
             break;
         case "process-race":
             ProcessRace.Run(policy, Int("iterations", 20), Int("seed", 1), failures);

@@ -33,6 +33,21 @@ public abstract class CrashTests
     }
 
     [Fact]
+    public async Task Direct_writes_of_varied_size_with_dispose_and_abort_from_other_threads_never_crash_and_keep_every_byte_in_order()
+    {
+        // The echo answers with WriteAsync per received segment and the clients write 1 B to 256 KiB: on libuv and
+        // epoll those go straight to the socket when nothing is queued, while another thread disposes and aborts.
+        int children = StressHostProcess.FullSize ? 10 : 2;
+        int iterations = StressHostProcess.FullSize ? 100 : 15;
+        for (int child = 0; child < children; child++)
+        {
+            using var host = StressHostProcess.Start("dispose-race", Policy, $"--iterations {iterations} --seed {(child * 1000) + 151} --writes 1");
+            string transcript = await host.AssertExitsCleanlyAsync(ChildTimeout);
+            Assert.Contains($"OK dispose-race {PrintedPolicy}", transcript);
+        }
+    }
+
+    [Fact]
     public async Task Udp_endpoints_disposed_and_cancelled_from_other_threads_while_datagrams_flow_never_crash()
     {
         int children = StressHostProcess.FullSize ? 10 : 2;

@@ -417,6 +417,34 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
         });
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(70_000)]
+    [InlineData(1_000_000)]
+    public void Writing_to_the_standard_input_of_a_child_that_exited_fails_as_the_portable_transports_does(int size)
+    {
+        RunLoop(async loop =>
+        {
+            await using LoopProcess head = loop.StartProcess("head", ["-c", "10"], new LoopProcessOptions
+            {
+                StandardInput = ProcessStdio.Pipe,
+                StandardOutput = ProcessStdio.Pipe,
+                StandardError = ProcessStdio.Inherit,
+            });
+            await head.StandardInput!.WriteAsync(new byte[20]).AsTask().WaitAsync(TestTimeout);
+            Assert.Equal(10, (await ReadToEndAsync(head.StandardOutput!).WaitAsync(TestTimeout)).Length);
+            await head.WaitForExitAsync().WaitAsync(TestTimeout); // the read end is closed: EPIPE
+
+            // As on the portable transport: the first write returns before the pump meets EPIPE, the next ones throw it.
+            FlushResult first = await head.StandardInput!.WriteAsync(new byte[size]).AsTask().WaitAsync(TestTimeout);
+            Assert.False(first.IsCompleted || first.IsCanceled);
+            for (int i = 0; i < 3; i++)
+            {
+                await Assert.ThrowsAsync<ConnectionResetException>(async () => await head.StandardInput!.WriteAsync(new byte[size]).AsTask().WaitAsync(TestTimeout));
+            }
+        });
+    }
+
     [Fact]
     public void A_TLS_echo_of_random_sized_writes_returns_them_intact()
     {
@@ -462,4 +490,5 @@ public sealed class ManagedSocketsDirectWriteAdversarialTests : DirectWriteAdver
 {
     protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
 }
+
 

@@ -206,6 +206,82 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
     }
 
     [Fact]
+    public void CancelPendingFlush_from_another_thread_is_never_lost_by_a_direct_write_racing_it()
+    {
+        // CancelPendingFlush is thread-safe on a pipe: once it returned, the next WriteAsync that starts reports
+        // IsCanceled (unless an earlier one already did). Another thread cancels, over and over, while the loop
+        // writes small buffers as fast as it can (direct writes, most of them); each cancellation must show.
+        const int Cancellations = 3000;
+        RunLoop(async loop =>
+        {
+            var (listener, client, server) = await ConnectPairAsync(loop);
+            await using (listener)
+            await using (client)
+            await using (server)
+            {
+                Task<(byte[] Hash, long Length)> drain = SlowHashToEndAsync(client.Input, seed: 1);
+                using var observed = new SemaphoreSlim(0);
+                int issued = 0;
+                using var stop = new CancellationTokenSource();
+                var canceller = new Thread(() =>
+                {
+                    for (int i = 0; i < Cancellations; i++)
+                    {
+                        server.Output.CancelPendingFlush();
+                        Volatile.Write(ref issued, i + 1);
+                        try
+                        {
+                            if (!observed.Wait(TestTimeout, stop.Token))
+                            {
+                                return;
+                            }
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            return; // the loop's side failed
+                        }
+                    }
+                });
+                canceller.Start();
+                int seen = 0;
+                byte[] one = [42];
+                long writes = 0;
+                try
+                {
+                    while (seen < Cancellations)
+                    {
+                        int pending = Volatile.Read(ref issued) - seen; // cancellations that returned and were not yet reported
+                        FlushResult result = await server.Output.WriteAsync(one).AsTask().WaitAsync(TestTimeout);
+                        writes++;
+                        if (result.IsCanceled)
+                        {
+                            seen++;
+                            observed.Release();
+                        }
+                        else
+                        {
+                            Assert.True(pending == 0, $"cancellation {seen + 1} returned before write {writes} started, which did not report it");
+                        }
+
+                        if (writes % 256 == 0)
+                        {
+                            await Task.Yield(); // the reader runs
+                        }
+                    }
+                }
+                finally
+                {
+                    stop.Cancel();
+                    canceller.Join();
+                }
+
+                await server.ShutdownSendAsync().AsTask().WaitAsync(TestTimeout);
+                Assert.Equal(writes, (await drain.WaitAsync(TestTimeout)).Length);
+            }
+        });
+    }
+
+    [Fact]
     public void WriteAsync_after_the_writer_completed_with_an_error_throws_as_the_pipe_does_and_sends_nothing()
     {
         RunLoop(async loop =>

@@ -56,8 +56,10 @@ internal sealed class DirectWritePipeWriter(LoopConnection connection, PipeWrite
 
     public override void CancelPendingFlush()
     {
-        _flushCancelRequested = true;
+        // The pipe first: a WriteAsync (on the loop) that saw the flag before the pipe held the cancellation would clear
+        // the flag and flush past it, and the writes after it would go to the socket with the cancellation unreported.
         inner.CancelPendingFlush();
+        _flushCancelRequested = true;
     }
 
     public override void Complete(Exception? exception = null)

@@ -211,7 +211,7 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
         // CancelPendingFlush is thread-safe on a pipe: once it returned, the next WriteAsync that starts reports
         // IsCanceled (unless an earlier one already did). Another thread cancels, over and over, while the loop
         // writes small buffers as fast as it can (direct writes, most of them); each cancellation must show.
-        const int Cancellations = 3000;
+        const int Cancellations = 10_000;
         RunLoop(async loop =>
         {
             var (listener, client, server) = await ConnectPairAsync(loop);
@@ -250,7 +250,9 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
                 {
                     while (seen < Cancellations)
                     {
-                        int pending = Volatile.Read(ref issued) - seen; // cancellations that returned and were not yet reported
+                        // Cancellations that returned and were not yet reported (below 0 when one was reported before its
+                        // CancelPendingFlush had returned).
+                        int pending = Volatile.Read(ref issued) - seen;
                         FlushResult result = await server.Output.WriteAsync(one).AsTask().WaitAsync(TestTimeout);
                         writes++;
                         if (result.IsCanceled)
@@ -260,7 +262,7 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
                         }
                         else
                         {
-                            Assert.True(pending == 0, $"cancellation {seen + 1} returned before write {writes} started, which did not report it");
+                            Assert.True(pending <= 0, $"cancellation {seen + 1} returned before write {writes} started, which did not report it");
                         }
 
                         if (writes % 256 == 0)

@@ -120,6 +120,7 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
                 var (hash, length) = await received.WaitAsync(TestTimeout);
                 Assert.Equal(total, length);
                 Assert.Equal(sent.GetHashAndReset(), hash);
+                Assert.Equal(total, loop.BytesWritten); // each byte counted once, whether sent directly, by the pump, or split
             }
         });
     }

@@ -12,8 +12,9 @@ namespace EventLoop.Tests.Tcp;
 /// caller's buffer itself), with the portable socket transport, which has no such path, as the reference: random mixes
 /// of WriteAsync, GetSpan/Advance, FlushAsync and empty writes against a peer that reads slowly, with the caller
 /// reusing its buffer as soon as WriteAsync returns; writes from a read continuation (an echo) and from a
-/// ConnectionClosed callback; writes after the writer completed with an error or after ShutdownSendAsync; a child
-/// process's standard input; TLS over the connection.
+/// ConnectionClosed callback; CancelPendingFlush from another thread racing the writes; writes after the writer
+/// completed (with an error or not), after ShutdownSendAsync, Abort, DisposeAsync or a peer reset; a child process's
+/// standard input, also after the child exited (EPIPE); TLS over the connection.
 /// </summary>
 public abstract class DirectWriteAdversarialTests : LoopTestBase
 {
@@ -569,5 +570,3 @@ public sealed class ManagedSocketsDirectWriteAdversarialTests : DirectWriteAdver
 {
     protected override LoopPolicy CreatePolicy() => Policies.ManagedSockets();
 }
-
-

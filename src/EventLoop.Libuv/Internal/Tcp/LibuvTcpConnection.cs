@@ -343,6 +343,8 @@ internal sealed class LibuvTcpConnection : LoopConnection, IValueTaskSource<int>
             error = SendFailed(ex);
         }
 
+        _sendIdle = false; // also when the read threw (the writer completed with an error): nothing may go direct now
+
         ReleaseWritePins();
         await reader.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);
     }

@@ -273,6 +273,8 @@ internal sealed class EpollConnection : LoopConnection, IEpollHandler, IValueTas
             error = SendFailed(ex);
         }
 
+        _sendIdle = false; // also when the read threw (the writer completed with an error): nothing may go direct now
+
         await reader.CompleteAsync(_aborted ? _abortReason : error).ConfigureAwait(true);
     }
 

@@ -34,6 +34,17 @@ internal static class TestPipes
         }
     }
 
+    /// <summary>A connected TCP pair on <paramref name="loop"/>: the listener, the client, and the accepted server side.</summary>
+    public static async Task<(ConnectionListener Listener, Connection Client, Connection Server)> ConnectPairAsync(
+        Loop loop, TcpOptions? serverOptions = null, TcpOptions? clientOptions = null)
+    {
+        ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, serverOptions);
+        Task<Connection> accept = listener.AcceptAsync().AsTask();
+        Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint, clientOptions).AsTask().WaitAsync(TestTimeout);
+        Connection server = await accept.WaitAsync(TestTimeout);
+        return (listener, client, server);
+    }
+
     /// <summary>Reads to the end of stream; returns the bytes.</summary>
     public static async Task<byte[]> ReadToEndAsync(PipeReader reader)
     {

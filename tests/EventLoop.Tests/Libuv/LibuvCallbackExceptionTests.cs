@@ -18,15 +18,6 @@ public sealed class LibuvCallbackExceptionTests : LoopTestBase
 
     private sealed class ThrownInCallback(string message) : Exception(message);
 
-    private static async Task<(ConnectionListener Listener, Connection Client, Connection Server)> ConnectPairAsync(Loop loop)
-    {
-        ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-        Task<Connection> accept = listener.AcceptAsync().AsTask();
-        Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint).AsTask().WaitAsync(TestTimeout);
-        Connection server = await accept.WaitAsync(TestTimeout);
-        return (listener, client, server);
-    }
-
     private static Task WhenCancelled(CancellationToken token)
     {
         var completion = new TaskCompletionSource();

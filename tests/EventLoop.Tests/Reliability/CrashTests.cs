@@ -19,46 +19,37 @@ public abstract class CrashTests
     /// <summary>The policy name the child prints (the policy, without the transport).</summary>
     protected virtual string PrintedPolicy => Policy;
 
-    [Fact]
-    public async Task Dispose_abort_and_cancel_from_other_threads_at_random_moments_never_crash()
+    /// <summary>
+    /// Runs <paramref name="scenario"/> in child processes (10 of 100 iterations at full size, 2 of
+    /// <paramref name="quickIterations"/> otherwise), each with its own seed, and asserts each exits cleanly and says OK.
+    /// </summary>
+    private async Task RunChildrenAsync(string scenario, int quickIterations, int seed, string extraArguments = "")
     {
         int children = StressHostProcess.FullSize ? 10 : 2;
-        int iterations = StressHostProcess.FullSize ? 100 : 25;
+        int iterations = StressHostProcess.FullSize ? 100 : quickIterations;
         for (int child = 0; child < children; child++)
         {
-            using var host = StressHostProcess.Start("dispose-race", Policy, $"--iterations {iterations} --seed {(child * 1000) + 1}");
+            using var host = StressHostProcess.Start(scenario, Policy, $"--iterations {iterations} --seed {(child * 1000) + seed}{extraArguments}");
             string transcript = await host.AssertExitsCleanlyAsync(ChildTimeout);
-            Assert.Contains($"OK dispose-race {PrintedPolicy}", transcript);
+            Assert.Contains($"OK {scenario} {PrintedPolicy}", transcript);
         }
     }
 
     [Fact]
-    public async Task Direct_writes_of_varied_size_with_dispose_and_abort_from_other_threads_never_crash_and_keep_every_byte_in_order()
-    {
-        // The echo answers with WriteAsync per received segment and the clients write 1 B to 256 KiB: on libuv and
-        // epoll those go straight to the socket when nothing is queued, while another thread disposes and aborts.
-        int children = StressHostProcess.FullSize ? 10 : 2;
-        int iterations = StressHostProcess.FullSize ? 100 : 15;
-        for (int child = 0; child < children; child++)
-        {
-            using var host = StressHostProcess.Start("dispose-race", Policy, $"--iterations {iterations} --seed {(child * 1000) + 151} --writes 1");
-            string transcript = await host.AssertExitsCleanlyAsync(ChildTimeout);
-            Assert.Contains($"OK dispose-race {PrintedPolicy}", transcript);
-        }
-    }
+    public Task Dispose_abort_and_cancel_from_other_threads_at_random_moments_never_crash() =>
+        RunChildrenAsync("dispose-race", quickIterations: 25, seed: 1);
+
+    /// <summary>
+    /// The echo answers with WriteAsync per received segment and the clients write 1 B to 256 KiB: on libuv and epoll
+    /// those go straight to the socket when nothing is queued, while another thread disposes and aborts.
+    /// </summary>
+    [Fact]
+    public Task Direct_writes_of_varied_size_with_dispose_and_abort_from_other_threads_never_crash_and_keep_every_byte_in_order() =>
+        RunChildrenAsync("dispose-race", quickIterations: 15, seed: 151, " --writes 1");
 
     [Fact]
-    public async Task Udp_endpoints_disposed_and_cancelled_from_other_threads_while_datagrams_flow_never_crash()
-    {
-        int children = StressHostProcess.FullSize ? 10 : 2;
-        int iterations = StressHostProcess.FullSize ? 100 : 20;
-        for (int child = 0; child < children; child++)
-        {
-            using var host = StressHostProcess.Start("udp-dispose-race", Policy, $"--iterations {iterations} --seed {(child * 1000) + 7}");
-            string transcript = await host.AssertExitsCleanlyAsync(ChildTimeout);
-            Assert.Contains($"OK udp-dispose-race {PrintedPolicy}", transcript);
-        }
-    }
+    public Task Udp_endpoints_disposed_and_cancelled_from_other_threads_while_datagrams_flow_never_crash() =>
+        RunChildrenAsync("udp-dispose-race", quickIterations: 20, seed: 7);
 
     [Fact]
     public async Task Accepting_survives_running_out_of_descriptors()

@@ -18,15 +18,6 @@ namespace EventLoop.Tests.Tcp;
 /// </summary>
 public abstract class DirectWriteAdversarialTests : LoopTestBase
 {
-    private static async Task<(ConnectionListener Listener, Connection Client, Connection Server)> ConnectPairAsync(Loop loop, TcpOptions? serverOptions = null)
-    {
-        ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, serverOptions);
-        Task<Connection> accept = listener.AcceptAsync().AsTask();
-        Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint).AsTask().WaitAsync(TestTimeout);
-        Connection server = await accept.WaitAsync(TestTimeout);
-        return (listener, client, server);
-    }
-
     private static long DirectWrites(Connection connection) => ((LoopConnection)connection).DirectWriteCount;
 
     /// <summary>Reads to the end in chunks of random size, yielding the loop at random between them; returns the SHA-256.</summary>
@@ -136,26 +127,35 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
             await using (client)
             await using (server)
             {
-                Task echo = EchoWithWriteAsync(server);
-                Task<(byte[] Hash, long Length)> received = SlowHashToEndAsync(client.Input, seed: 5);
-                var random = new Random(3);
-                using var sent = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                long total = 0;
-                for (int i = 0; i < 300; i++)
-                {
-                    byte[] chunk = RandomPayload(random.Next(1, 200 * 1024), seed: i);
-                    sent.AppendData(chunk);
-                    total += chunk.Length;
-                    await client.Output.WriteAsync(chunk).AsTask().WaitAsync(TestTimeout);
-                }
-
-                await client.ShutdownSendAsync().AsTask().WaitAsync(TestTimeout);
-                await echo.WaitAsync(TestTimeout);
-                var (hash, length) = await received.WaitAsync(TestTimeout);
-                Assert.Equal(total, length);
-                Assert.Equal(sent.GetHashAndReset(), hash);
+                await AssertEchoedIntactAsync(client, server, count: 300, random => random.Next(1, 200 * 1024), payloadSeed: 0, readerSeed: 5, sizeSeed: 3);
             }
         });
+    }
+
+    /// <summary>
+    /// The server echoes (<see cref="EchoWithWriteAsync"/>) while the client writes <paramref name="count"/> random payloads
+    /// of the sizes <paramref name="size"/> draws, half-closes, and reads the echo slowly: every byte back, in order (SHA-256).
+    /// </summary>
+    private static async Task AssertEchoedIntactAsync(Connection client, Connection server, int count, Func<Random, int> size, int payloadSeed, int readerSeed, int sizeSeed)
+    {
+        Task echo = EchoWithWriteAsync(server);
+        Task<(byte[] Hash, long Length)> received = SlowHashToEndAsync(client.Input, seed: readerSeed);
+        var random = new Random(sizeSeed);
+        using var sent = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long total = 0;
+        for (int i = 0; i < count; i++)
+        {
+            byte[] chunk = RandomPayload(size(random), seed: payloadSeed + i);
+            sent.AppendData(chunk);
+            total += chunk.Length;
+            await client.Output.WriteAsync(chunk).AsTask().WaitAsync(TestTimeout);
+        }
+
+        await client.ShutdownSendAsync().AsTask().WaitAsync(TestTimeout);
+        await echo.WaitAsync(TestTimeout);
+        var (hash, length) = await received.WaitAsync(TestTimeout);
+        Assert.Equal(total, length);
+        Assert.Equal(sent.GetHashAndReset(), hash);
     }
 
     /// <summary>Echoes each segment with its own WriteAsync (inline in the transport's receive), then half-closes.</summary>
@@ -534,24 +534,8 @@ public abstract class DirectWriteAdversarialTests : LoopTestBase
             Task<Connection> accept = listener.AcceptAsync().AsTask();
             await using TlsConnection client = await loop.ConnectTlsAsync(listener.LocalEndPoint, Tls.TestCertificates.Client()).AsTask().WaitAsync(TestTimeout);
             await using Connection server = await accept.WaitAsync(TestTimeout);
-            Task echo = EchoWithWriteAsync(server);
-            Task<(byte[] Hash, long Length)> received = SlowHashToEndAsync(client.Input, seed: 8);
-            var random = new Random(23);
-            using var sent = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long total = 0;
-            for (int i = 0; i < 150; i++)
-            {
-                byte[] chunk = RandomPayload(random.Next(0, 2) == 0 ? random.Next(1, 100) : random.Next(100, 300 * 1024), seed: 200 + i);
-                sent.AppendData(chunk);
-                total += chunk.Length;
-                await client.Output.WriteAsync(chunk).AsTask().WaitAsync(TestTimeout);
-            }
-
-            await client.ShutdownSendAsync().AsTask().WaitAsync(TestTimeout);
-            await echo.WaitAsync(TestTimeout);
-            var (hash, length) = await received.WaitAsync(TestTimeout);
-            Assert.Equal(total, length);
-            Assert.Equal(sent.GetHashAndReset(), hash);
+            await AssertEchoedIntactAsync(client, server, count: 150, random => random.Next(0, 2) == 0 ? random.Next(1, 100) : random.Next(100, 300 * 1024),
+                payloadSeed: 200, readerSeed: 8, sizeSeed: 23);
         });
     }
 }

@@ -18,15 +18,6 @@ public abstract class DirectWriteTests : LoopTestBase
     /// <summary>Whether this transport has the direct path (the portable socket transport does not).</summary>
     protected virtual bool WritesDirectly => true;
 
-    private static async Task<(ConnectionListener Listener, Connection Client, Connection Server)> ConnectPairAsync(Loop loop, TcpOptions? clientOptions = null)
-    {
-        ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort);
-        Task<Connection> accept = listener.AcceptAsync().AsTask();
-        Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint, clientOptions).AsTask().WaitAsync(TestTimeout);
-        Connection server = await accept.WaitAsync(TestTimeout);
-        return (listener, client, server);
-    }
-
     private static long DirectWrites(Connection connection) => ((LoopConnection)connection).DirectWriteCount;
 
     [Fact]

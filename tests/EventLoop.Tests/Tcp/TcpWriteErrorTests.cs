@@ -13,17 +13,6 @@ namespace EventLoop.Tests.Tcp;
 /// </summary>
 public abstract class TcpWriteErrorTests : LoopTestBase
 {
-    /// <summary>A connected pair on <paramref name="loop"/>: the listener, the client, the accepted server side.</summary>
-    private static async Task<(ConnectionListener Listener, Connection Client, Connection Server)> ConnectPairAsync(
-        Loop loop, TcpOptions? serverOptions = null, TcpOptions? clientOptions = null)
-    {
-        ConnectionListener listener = await loop.ListenTcpAsync(AnyLoopbackPort, serverOptions);
-        Task<Connection> accept = listener.AcceptAsync().AsTask();
-        Connection client = await loop.ConnectTcpAsync(listener.LocalEndPoint, clientOptions).AsTask().WaitAsync(TestTimeout);
-        Connection server = await accept.WaitAsync(TestTimeout);
-        return (listener, client, server);
-    }
-
     private static Task WhenCancelled(CancellationToken token)
     {
         var completion = new TaskCompletionSource();
